@@ -1,0 +1,48 @@
+//! The kharness scenario catalog (`../shared/SCENARIOS.md`), one module per
+//! family. Scenario code holds no `unsafe`: everything that needs it lives in
+//! `kharness::sys`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use kharness::CaseDef;
+
+pub mod netlink;
+pub mod tcp;
+pub mod unix;
+
+/// Every case, in catalog order.
+pub fn catalog() -> Vec<&'static CaseDef> {
+    let mut all = Vec::new();
+    all.extend(tcp::cases());
+    all.extend(unix::cases());
+    all.extend(netlink::cases());
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_documented() {
+        let cat = catalog();
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &cat {
+            assert!(seen.insert(c.id), "duplicate case id {}", c.id);
+            let (family, name) = c.id.split_once('.').expect("id is family.case");
+            assert!(!family.is_empty() && !name.is_empty(), "{}", c.id);
+            for (what, text) in [
+                ("summary", c.summary),
+                ("drives", c.drives),
+                ("observes", c.observes),
+                ("predicts", c.predicts),
+                ("why", c.why),
+                ("kernels", c.kernels),
+                ("shell", c.shell),
+                ("source", c.source),
+            ] {
+                assert!(!text.trim().is_empty(), "{}: empty {what}", c.id);
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! `kharness`: parse arguments, run, map the result to an exit code.
+//!
+//! Exit codes (one map, in [`ExitCode`]):
+//! 0 every case passed, skipped or xfailed · 1 a case failed ·
+//! 2 usage or configuration error · 69 the harness itself could not run.
+
+mod bench;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kharness::event::Event;
+use kharness::report::{human::Human, json::Json, junit::Junit, tap::Tap, Reporter};
+use kharness::runner::{self, RunOptions};
+use kharness::{CaseDef, KernelInfo};
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitCode {
+    Ok = 0,
+    CaseFailed = 1,
+    Usage = 2,
+    HarnessFailed = 69,
+}
+
+/// An error that ends the command, with the exit code it maps to.
+#[derive(Debug)]
+enum CliError {
+    /// Bad arguments or configuration: what was wrong and what to do.
+    Usage(String),
+    /// The harness cannot run here.
+    Harness(String),
+}
+
+impl CliError {
+    fn code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::Usage,
+            CliError::Harness(_) => ExitCode::HarnessFailed,
+        }
+    }
+}
+
+const ABOUT: &str = "An eBPF-free test harness for the Linux kernel's networking interfaces.
+
+kharness creates its own network namespaces and veth pairs, drives scenarios
+against real kernel APIs (TCP send-buffer fills, SCM_RIGHTS, rtnetlink, raw
+and packet sockets…), reads what the kernel reports through getsockopt, ioctl,
+procfs and sock_diag, and checks it against models that predict it. Every case
+runs in its own process and its own namespaces; nothing touches the host's
+network, and killing a run leaves nothing behind.";
+
+const AFTER: &str = "Examples:
+  kharness run                     run every case on the running kernel
+  kharness run 'tcp.*' --format json
+  kharness run tcp.fill --verbose  one case, every observed figure printed
+  kharness list                    what there is
+  kharness explain tcp.fill        what a case drives, observes and predicts
+
+Exit codes: 0 all passed/skipped/xfailed, 1 a case failed,
+            2 usage or configuration error, 69 the harness could not run.";
+
+#[derive(Parser, Debug)]
+#[command(name = "kharness", version, about = ABOUT, after_help = AFTER)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    /// Readable text, coloured on a terminal.
+    Human,
+    /// One JSON object per line: a header, one per result, a summary.
+    Json,
+    /// TAP version 13, as kselftest prints it.
+    Tap,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run cases (all, or those matching FILTERs) and report.
+    #[command(after_help = "FILTER is a case id (tcp.fill), a result name with its variant \
+(tcp.fill[veth]), a family prefix (tcp or tcp.), or a glob (tcp.*, *.fill).")]
+    Run {
+        /// Case ids, family prefixes or globs; none means every case.
+        filters: Vec<String>,
+        /// Case processes run in parallel (default: number of CPUs).
+        #[arg(long, short)]
+        jobs: Option<i64>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Also write a JUnit XML report to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Print every observation of every case (human format).
+        #[arg(long, short)]
+        verbose: bool,
+        /// Multiply every case's timeout (for slow or emulated machines).
+        #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+        timeout_scale: f64,
+    },
+    /// List cases (all, or those matching FILTERs).
+    List {
+        /// Case ids, family prefixes or globs.
+        filters: Vec<String>,
+        /// `human` or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Explain a case: what it drives, observes and predicts, and why.
+    Explain {
+        /// A case id, e.g. tcp.fill.
+        case: String,
+    },
+    /// Measure the harness against the netns-scripts baseline.
+    Bench(bench::BenchArgs),
+    /// (internal) Run one case in this process and print its JSON result.
+    #[command(name = "__case", hide = true)]
+    Case {
+        id: String,
+        #[arg(long)]
+        variant: Option<String>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let (kind, msg) = match &e {
+                CliError::Usage(m) => ("error", m),
+                CliError::Harness(m) => ("cannot run", m),
+            };
+            eprintln!("kharness: {kind}: {msg}");
+            e.code()
+        }
+    };
+    process::exit(code as i32);
+}
+
+fn catalog() -> Vec<&'static CaseDef> {
+    kharness_cases::catalog()
+}
+
+fn find_case(id: &str) -> Result<&'static CaseDef, CliError> {
+    catalog().into_iter().find(|c| c.id == id).ok_or_else(|| {
+        let close: Vec<&str> = catalog()
+            .iter()
+            .map(|c| c.id)
+            .filter(|c| c.split('.').next() == id.split('.').next())
+            .collect();
+        let hint = if close.is_empty() { String::new() } else { format!(" (same family: {})", close.join(", ")) };
+        CliError::Usage(format!("no case `{id}`{hint}; `kharness list` shows every case"))
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Cmd::Run { filters, jobs, format, junit, verbose, timeout_scale } => {
+            let jobs = validate_jobs(jobs)?;
+            if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
+                return Err(CliError::Usage(format!(
+                    "--timeout-scale {timeout_scale} must be a number in (0, 1000]"
+                )));
+            }
+            let instances = select_nonempty(&filters)?;
+            if let Some(p) = &junit {
+                check_writable(p)?;
+            }
+            enter_privileged()?;
+            let exe = std::env::current_exe()
+                .map_err(|e| CliError::Harness(format!("cannot find own executable to run cases: {e}")))?;
+            let kernel = KernelInfo::probe();
+            let stdout = std::io::stdout();
+            let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
+            match format {
+                Format::Human => reporters.push(Box::new(Human::new(stdout.lock(), color, verbose))),
+                Format::Json => reporters.push(Box::new(Json::new(stdout.lock()))),
+                Format::Tap => reporters.push(Box::new(Tap::new(stdout.lock()))),
+            }
+            if let Some(p) = junit {
+                reporters.push(Box::new(Junit::new(p)));
+            }
+            let progress = format == Format::Human && !color && std::io::stderr().is_terminal();
+            let mut write_errors = Vec::new();
+            let opts = RunOptions { jobs, exe, timeout_scale };
+            let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
+                if progress {
+                    if let Event::CaseStarted { case } = ev {
+                        eprintln!("… {case}");
+                    }
+                }
+                for r in reporters.iter_mut() {
+                    if let Err(e) = r.event(ev) {
+                        write_errors.push(e.to_string());
+                    }
+                }
+            });
+            drop(reporters);
+            if let Some(e) = write_errors.first() {
+                return Err(CliError::Harness(format!("cannot write the report: {e}")));
+            }
+            Ok(if summary.failed > 0 { ExitCode::CaseFailed } else { ExitCode::Ok })
+        }
+        Cmd::List { filters, format } => {
+            let instances = select_nonempty(&filters)?;
+            let mut out = std::io::stdout().lock();
+            for inst in instances {
+                let r = if format == Format::Json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"case": inst.name, "id": inst.def.id, "variant": inst.variant,
+                            "summary": inst.def.summary, "source": inst.def.source})
+                    )
+                } else {
+                    writeln!(out, "{:<32} {}", inst.name, inst.def.summary)
+                };
+                if r.is_err() {
+                    break; // stdout closed (| head): not an error worth a code
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Explain { case } => {
+            let def = find_case(&case)?;
+            print!("{}", explain(def));
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Bench(args) => {
+            enter_privileged()?;
+            bench::run(args).map_err(CliError::Harness)?;
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Case { id, variant } => {
+            let def = find_case(&id)?;
+            let variant: Option<&'static str> = match variant {
+                None if def.variants.is_empty() => None,
+                None => {
+                    return Err(CliError::Usage(format!(
+                        "case `{id}` has variants ({}); pass --variant",
+                        def.variants.join(", ")
+                    )))
+                }
+                Some(v) => Some(*def.variants.iter().find(|x| **x == v).ok_or_else(|| {
+                    CliError::Usage(format!("case `{id}` has no variant `{v}`"))
+                })?),
+            };
+            enter_privileged()?;
+            let report = runner::run_in_process(def, variant);
+            println!("{}", serde_json::to_string(&report).expect("report serialises"));
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+fn enter_privileged() -> Result<(), CliError> {
+    kharness::privilege::ensure_privileged().map_err(|e| CliError::Harness(e.to_string()))
+}
+
+fn validate_jobs(jobs: Option<i64>) -> Result<usize, CliError> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match jobs {
+        None => Ok(cpus),
+        Some(j) if (1..=1024).contains(&j) => Ok(j as usize),
+        Some(j) => Err(CliError::Usage(format!(
+            "--jobs {j} is out of range; give a number from 1 to 1024 (this machine has {cpus} CPUs)"
+        ))),
+    }
+}
+
+fn select_nonempty(filters: &[String]) -> Result<Vec<runner::Instance>, CliError> {
+    if let Some(f) = filters.iter().find(|f| f.trim().is_empty()) {
+        return Err(CliError::Usage(format!(
+            "empty filter `{f}`; give a case id, a family (tcp) or a glob (tcp.*)"
+        )));
+    }
+    let cat = catalog();
+    for f in filters {
+        if runner::select(&cat, std::slice::from_ref(f)).is_empty() {
+            return Err(CliError::Usage(format!(
+                "no case matches `{f}`; `kharness list` shows every case"
+            )));
+        }
+    }
+    Ok(runner::select(&cat, filters))
+}
+
+/// Checks that a report file can be written without creating it.
+fn check_writable(path: &Path) -> Result<(), CliError> {
+    use nix::unistd::{access, AccessFlags};
+    if path.is_dir() {
+        return Err(CliError::Usage(format!("--junit {}: is a directory; give a file path", path.display())));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--junit {}: directory {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        )));
+    }
+    let target = if path.exists() { path } else { parent.as_path() };
+    let flags = if path.exists() { AccessFlags::W_OK } else { AccessFlags::W_OK | AccessFlags::X_OK };
+    access(target, flags).map_err(|e| {
+        CliError::Usage(format!("--junit {}: not writable ({e}); choose another path", path.display()))
+    })?;
+    // Root passes access(2) even on read-only mounts; ask the filesystem.
+    if let Ok(st) = nix::sys::statvfs::statvfs(&parent) {
+        if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+            return Err(CliError::Usage(format!(
+                "--junit {}: {} is on a read-only filesystem; choose another path",
+                path.display(),
+                parent.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn explain(def: &CaseDef) -> String {
+    let mut s = String::new();
+    let variants = if def.variants.is_empty() { String::new() } else { format!(" (variants: {})", def.variants.join(", ")) };
+    s.push_str(&format!("{}{} — {}\n\n", def.id, variants, def.summary));
+    for (title, body) in [
+        ("Drives", def.drives),
+        ("Observes", def.observes),
+        ("Predicts", def.predicts),
+        ("Why", def.why),
+        ("Kernel versions", def.kernels),
+        ("By hand", def.shell),
+        ("Source", def.source),
+    ] {
+        s.push_str(&format!("{title}:\n"));
+        for line in textwrap(body, 76) {
+            s.push_str(&format!("  {line}\n"));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("Timeout: {:?}\n", def.timeout));
+    s
+}
+
+fn textwrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for para in text.split('\n') {
+        let mut cur = String::new();
+        for word in para.split_whitespace() {
+            if !cur.is_empty() && cur.len() + 1 + word.len() > width {
+                lines.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+        lines.push(cur);
+    }
+    lines
+}

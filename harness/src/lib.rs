@@ -1,0 +1,43 @@
+//! kharness: an eBPF-free test harness for the Linux kernel's networking
+//! interfaces. This crate is the core every case stands on.
+#![deny(missing_docs)]
+
+/// Case definitions, the context a case runs with, outcomes and reports.
+pub mod case;
+/// sock_diag (`INET_DIAG`) requests, decoded with the `tcp_info` decoder.
+pub mod diag;
+/// The typed event stream of a run.
+pub mod event;
+/// What the running kernel says about itself.
+pub mod kernel;
+/// Observations, predictions and their comparison.
+pub mod model;
+/// Synchronous netlink requests with extended-ACK decoding.
+pub mod netlink;
+/// Network namespaces held by an fd.
+pub mod netns;
+/// Per-namespace socket observations (TCP_INFO, queue ioctls, SO_MEMINFO).
+pub mod observe;
+/// Entering a user namespace when not root.
+pub mod privilege;
+/// Parsers for `/proc/…/net/{snmp,netstat,snmp6}`.
+pub mod procfs;
+/// Reporters consuming the event stream.
+pub mod report;
+/// Running cases in child processes.
+pub mod runner;
+/// The only module with `unsafe`: safe wrappers over libc.
+pub mod sys;
+/// Decoder for `struct tcp_info`.
+pub mod tcpinfo;
+/// Namespaces joined by veth pairs, with addresses and sysctls.
+pub mod topology;
+/// Poll-to-deadline waiting.
+pub mod wait;
+
+pub use case::{CaseDef, CaseError, CaseReport, Ctx, Outcome};
+pub use kernel::KernelInfo;
+pub use model::{Expect, Mismatch};
+pub use netns::NetNs;
+pub use tcpinfo::TcpInfo;
+pub use topology::Topology;

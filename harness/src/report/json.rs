@@ -1,0 +1,48 @@
+//! `--format json`: one JSON object per line.
+//!
+//! ```text
+//! {"type":"header","schema":1,"kernel":{"release":"6.18.44",…},"cases":9,"jobs":2,…}
+//! {"type":"result","case":"tcp.fill[veth]","outcome":"pass","reason":null,"duration_ms":41,
+//!  "kernel":"6.18.44","observations":{"outq":…},"mismatches":[],"checks":14}
+//! {"type":"summary","passed":9,"failed":0,"skipped":0,"xfailed":0,"duration_ms":812}
+//! ```
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use super::Reporter;
+use crate::event::Event;
+
+/// JSON-lines reporter.
+pub struct Json<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Json<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        Json { out }
+    }
+}
+
+fn tagged(ty: &str, v: impl serde::Serialize) -> Value {
+    let mut v = serde_json::to_value(v).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("type".into(), json!(ty));
+    }
+    v
+}
+
+impl<W: Write> Reporter for Json<W> {
+    fn event(&mut self, event: &Event) -> std::io::Result<()> {
+        let line = match event {
+            Event::RunStarted(h) => tagged("header", h),
+            Event::CaseStarted { .. } => return Ok(()),
+            Event::CaseFinished(r) => tagged("result", r),
+            Event::RunFinished(s) => tagged("summary", s),
+        };
+        writeln!(self.out, "{line}")?;
+        self.out.flush()
+    }
+}

@@ -1,0 +1,83 @@
+//! `--junit FILE`: JUnit XML (via `quick-junit`), one testsuite per family,
+//! written when the run finishes. Skips are `<skipped>`, xfails are passes
+//! with the kernel difference in `system-out`, failures carry every mismatch.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::Reporter;
+use crate::case::{CaseReport, Outcome};
+use crate::event::Event;
+
+/// JUnit reporter; writes `path` on `RunFinished`.
+pub struct Junit {
+    path: PathBuf,
+    kernel: String,
+    results: Vec<CaseReport>,
+}
+
+impl Junit {
+    /// Will write to `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Junit { path, kernel: String::new(), results: Vec::new() }
+    }
+
+    /// Builds the XML for the results so far.
+    pub fn to_xml(&self, total: Duration) -> String {
+        let mut report = Report::new(format!("kharness on {}", self.kernel));
+        report.set_time(total);
+        let mut suites: BTreeMap<String, Vec<&CaseReport>> = BTreeMap::new();
+        for r in &self.results {
+            let family = r.case.split('.').next().unwrap_or("cases").to_string();
+            suites.entry(family).or_default().push(r);
+        }
+        for (family, rs) in suites {
+            let mut suite = TestSuite::new(family.clone());
+            for r in rs {
+                let status = match r.outcome {
+                    Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
+                    Outcome::Skip => {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message(r.reason.clone().unwrap_or_default());
+                        s
+                    }
+                    Outcome::Fail => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_message(r.reason.clone().unwrap_or_default());
+                        let body: Vec<String> = r.mismatches.iter().map(|m| m.to_string()).collect();
+                        s.set_description(body.join("\n"));
+                        s
+                    }
+                };
+                let mut tc = TestCase::new(r.case.clone(), status);
+                tc.set_classname(format!("kharness.{family}"));
+                tc.set_time(Duration::from_millis(r.duration_ms));
+                tc.set_assertions(r.checks);
+                if r.outcome == Outcome::Xfail {
+                    tc.set_system_out(format!("XFAIL: {}", r.reason.clone().unwrap_or_default()));
+                }
+                suite.add_test_case(tc);
+            }
+            report.add_test_suite(suite);
+        }
+        report.to_string().unwrap_or_default()
+    }
+}
+
+impl Reporter for Junit {
+    fn event(&mut self, event: &Event) -> std::io::Result<()> {
+        match event {
+            Event::RunStarted(h) => self.kernel = h.kernel.release.clone(),
+            Event::CaseFinished(r) => self.results.push(r.clone()),
+            Event::RunFinished(s) => {
+                let xml = self.to_xml(Duration::from_millis(s.duration_ms));
+                std::fs::write(&self.path, xml)?;
+            }
+            Event::CaseStarted { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! `--format tap`: TAP version 13 as kselftest prints it
+//! (`ok N name`, `not ok N name`, `# SKIP reason`, `# XFAIL reason`), with a
+//! YAML block under each failure listing its mismatches.
+
+use std::io::Write;
+
+use super::Reporter;
+use crate::case::Outcome;
+use crate::event::Event;
+
+/// TAP 13 reporter.
+pub struct Tap<W: Write> {
+    out: W,
+    n: usize,
+}
+
+impl<W: Write> Tap<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        Tap { out, n: 0 }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ").replace('#', "\\#")
+}
+
+impl<W: Write> Reporter for Tap<W> {
+    fn event(&mut self, event: &Event) -> std::io::Result<()> {
+        match event {
+            Event::RunStarted(h) => {
+                writeln!(self.out, "TAP version 13")?;
+                writeln!(self.out, "# kharness {} on {} (tcp_info {} bytes, {})", h.harness, h.kernel.release, h.kernel.tcp_info_len, h.kernel.privileges)?;
+                writeln!(self.out, "1..{}", h.cases)?;
+            }
+            Event::CaseStarted { .. } => {}
+            Event::CaseFinished(r) => {
+                self.n += 1;
+                let reason = r.reason.as_deref().map(one_line).unwrap_or_default();
+                match r.outcome {
+                    Outcome::Pass => writeln!(self.out, "ok {} {}", self.n, r.case)?,
+                    Outcome::Skip => writeln!(self.out, "ok {} {} # SKIP {}", self.n, r.case, reason)?,
+                    Outcome::Xfail => writeln!(self.out, "ok {} {} # XFAIL {}", self.n, r.case, reason)?,
+                    Outcome::Fail => {
+                        writeln!(self.out, "not ok {} {}", self.n, r.case)?;
+                        writeln!(self.out, "  ---")?;
+                        writeln!(self.out, "  message: {}", serde_json::to_string(&reason).unwrap_or_default())?;
+                        if !r.mismatches.is_empty() {
+                            writeln!(self.out, "  mismatches:")?;
+                            for m in &r.mismatches {
+                                writeln!(self.out, "    - counter: {}", serde_json::to_string(&m.counter).unwrap_or_default())?;
+                                writeln!(self.out, "      expected: {}", serde_json::to_string(&m.expected).unwrap_or_default())?;
+                                writeln!(self.out, "      observed: {}", m.observed)?;
+                                writeln!(self.out, "      source: {}", serde_json::to_string(&m.source).unwrap_or_default())?;
+                            }
+                        }
+                        writeln!(self.out, "  ...")?;
+                    }
+                }
+            }
+            Event::RunFinished(s) => {
+                writeln!(
+                    self.out,
+                    "# Totals: pass:{} fail:{} xfail:{} xpass:0 skip:{} error:0",
+                    s.passed, s.failed, s.xfailed, s.skipped
+                )?;
+            }
+        }
+        self.out.flush()
+    }
+}

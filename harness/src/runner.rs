@@ -1,0 +1,258 @@
+//! Runs case instances, each in its own child process.
+//!
+//! The child is this same binary re-executed with the hidden `__case`
+//! subcommand. It is the leader of its own process group, and asks the
+//! kernel to SIGKILL it if the runner thread that spawned it dies
+//! (`PR_SET_PDEATHSIG`), so killing the runner — even with SIGKILL — kills
+//! every case, and with them every namespace, link and socket they held.
+//! A case that outlives its timeout has its whole process group killed.
+//!
+//! Up to `jobs` children run at once. Results come back as one JSON line on
+//! the child's stdout; whatever the child wrote to stderr is kept (its tail)
+//! for the failure report when the child dies without a result.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::case::{CaseDef, CaseReport, Ctx, Outcome};
+use crate::event::{Event, RunHeader, Summary};
+use crate::kernel::KernelInfo;
+
+/// One case instance to run.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The case.
+    pub def: &'static CaseDef,
+    /// `id` or `id[variant]`.
+    pub name: String,
+    /// The variant.
+    pub variant: Option<&'static str>,
+}
+
+/// Selects instances whose result name or id matches any filter: an exact
+/// name, an id prefix (`tcp.` or `tcp`), or a glob with `*` and `?`
+/// (`tcp.*`, `*.fill`). No filters selects everything.
+pub fn select(catalog: &[&'static CaseDef], filters: &[String]) -> Vec<Instance> {
+    let mut out = Vec::new();
+    for def in catalog {
+        for (name, variant) in def.instances() {
+            let hit = filters.is_empty() || filters.iter().any(|f| matches_filter(f, def.id, &name));
+            if hit {
+                out.push(Instance { def, name, variant });
+            }
+        }
+    }
+    out
+}
+
+/// Filter semantics (see [`select`]).
+pub fn matches_filter(filter: &str, id: &str, name: &str) -> bool {
+    if filter.contains('*') || filter.contains('?') {
+        return glob(filter.as_bytes(), id.as_bytes()) || glob(filter.as_bytes(), name.as_bytes());
+    }
+    name == filter
+        || id == filter
+        || id.starts_with(filter) && (filter.ends_with('.') || id.as_bytes().get(filter.len()) == Some(&b'.'))
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Parallel case processes (≥ 1).
+    pub jobs: usize,
+    /// The binary to re-execute (normally `std::env::current_exe()`).
+    pub exe: PathBuf,
+    /// Multiplies every case's timeout (slow machines, emulated kernels).
+    pub timeout_scale: f64,
+}
+
+/// Runs every instance and streams events to `sink`; returns the summary.
+pub fn run(
+    kernel: KernelInfo,
+    instances: Vec<Instance>,
+    opts: &RunOptions,
+    sink: &mut dyn FnMut(&Event),
+) -> Summary {
+    let started = Instant::now();
+    let jobs = opts.jobs.max(1).min(instances.len().max(1));
+    sink(&Event::RunStarted(RunHeader {
+        schema: 1,
+        kernel,
+        cases: instances.len(),
+        jobs,
+        harness: env!("CARGO_PKG_VERSION").to_string(),
+    }));
+    let queue = Arc::new(Mutex::new(instances.into_iter().collect::<VecDeque<_>>()));
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut summary = Summary::default();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let queue = Arc::clone(&queue);
+            let tx = tx.clone();
+            s.spawn(move || loop {
+                let Some(inst) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                    break;
+                };
+                let _ = tx.send(Event::CaseStarted { case: inst.name.clone() });
+                let report = run_child(&inst, opts);
+                let _ = tx.send(Event::CaseFinished(report));
+            });
+        }
+        drop(tx);
+        for ev in rx {
+            if let Event::CaseFinished(r) = &ev {
+                summary.add(r.outcome);
+            }
+            sink(&ev);
+        }
+    });
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    sink(&Event::RunFinished(summary));
+    summary
+}
+
+fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
+    let start = Instant::now();
+    let timeout = inst.def.timeout.mul_f64(opts.timeout_scale.max(0.01));
+    let mut cmd = Command::new(&opts.exe);
+    cmd.arg("__case").arg(inst.def.id);
+    if let Some(v) = inst.variant {
+        cmd.arg("--variant").arg(v);
+    }
+    cmd.env("KHARNESS_PARENT_PID", std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let fail = |reason: String, stderr: &str| {
+        let mut reason = reason;
+        let tail = stderr.trim();
+        if !tail.is_empty() {
+            let t: String = tail.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+            reason.push_str(&format!("; stderr: {t}"));
+        }
+        CaseReport {
+            case: inst.name.clone(),
+            variant: inst.variant.map(str::to_string),
+            outcome: Outcome::Fail,
+            reason: Some(reason),
+            duration_ms: start.elapsed().as_millis() as u64,
+            kernel: String::new(),
+            observations: Default::default(),
+            mismatches: vec![],
+            checks: 0,
+            notes: vec![],
+        }
+    };
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot start case process {}: {e}", opts.exe.display()), ""),
+    };
+    let pid = child.id() as i32;
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    // Readers finish at EOF, i.e. when the child and every process it forked
+    // have closed the pipes; the waiter reports exit. The deadline applies to
+    // the child's exit.
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        let out_h = s.spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let err_h = s.spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        // Wait for exit without reaping (WNOWAIT): while the child is a
+        // zombie its pid, and so its process group id, cannot be reused, so
+        // the killpg below can only reach our own processes.
+        s.spawn(move || {
+            use nix::sys::wait::{waitid, Id, WaitPidFlag};
+            let _ = waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
+            let _ = done_tx.send(());
+        });
+        let timed_out = done_rx.recv_timeout(timeout).is_err();
+        // Kill the group either way: a case that exited may have left a
+        // forked helper behind, which must not outlive it.
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let status = child.wait();
+        let stdout = out_h.join().expect("stdout reader");
+        let stderr = String::from_utf8_lossy(&err_h.join().expect("stderr reader")).into_owned();
+        if timed_out {
+            return fail(format!("case process killed after its timeout of {timeout:?}"), &stderr);
+        }
+        let text = String::from_utf8_lossy(&stdout);
+        let parsed = text.lines().rev().find_map(|l| serde_json::from_str::<CaseReport>(l).ok());
+        match (parsed, status) {
+            (Some(mut r), _) => {
+                r.duration_ms = start.elapsed().as_millis() as u64;
+                r
+            }
+            (None, Ok(st)) => fail(format!("case process ended without a result ({st})"), &stderr),
+            (None, Err(e)) => fail(format!("cannot wait for case process: {e}"), &stderr),
+        }
+    })
+}
+
+/// The child side: runs one case in this process and returns its report.
+/// Called by the hidden `__case` subcommand.
+pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>) -> CaseReport {
+    // If the runner dies, so do we (and our namespaces with us). The check of
+    // the parent pid closes the race where the runner died before prctl.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if let Ok(want) = std::env::var("KHARNESS_PARENT_PID") {
+        if want.parse::<i32>().ok() != Some(nix::unistd::getppid().as_raw()) {
+            std::process::exit(70);
+        }
+    }
+    let name = match variant {
+        Some(v) => format!("{}[{}]", def.id, v),
+        None => def.id.to_string(),
+    };
+    let kernel = KernelInfo::probe();
+    let mut ctx = Ctx::new(kernel, variant);
+    let start = Instant::now();
+    let result = (def.run)(&mut ctx);
+    ctx.finish(name, result, start.elapsed())
+}
+
+/// Default timeout for cases that do not need more.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        assert!(matches_filter("tcp.*", "tcp.fill", "tcp.fill[veth]"));
+        assert!(matches_filter("tcp", "tcp.fill", "tcp.fill"));
+        assert!(matches_filter("tcp.", "tcp.fill", "tcp.fill"));
+        assert!(!matches_filter("tc", "tcp.fill", "tcp.fill"));
+        assert!(matches_filter("tcp.fill", "tcp.fill", "tcp.fill[loopback]"));
+        assert!(matches_filter("tcp.fill[loopback]", "tcp.fill", "tcp.fill[loopback]"));
+        assert!(!matches_filter("tcp.fill[veth]", "tcp.fill", "tcp.fill[loopback]"));
+        assert!(matches_filter("*.fill", "tcp.fill", "tcp.fill"));
+        assert!(!matches_filter("unix.*", "tcp.fill", "tcp.fill"));
+        assert!(matches_filter("tcp.fil?", "tcp.fill", "tcp.fill"));
+    }
+}
