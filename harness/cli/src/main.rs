@@ -88,7 +88,7 @@ enum Cmd {
         /// Case ids, family prefixes or globs; none means every case.
         filters: Vec<String>,
         /// Case processes run in parallel (default: number of CPUs).
-        #[arg(long, short)]
+        #[arg(long, short, allow_negative_numbers = true)]
         jobs: Option<i64>,
         /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Human)]
