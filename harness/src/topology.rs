@@ -300,9 +300,15 @@ impl TopologyBuilder {
     /// On error everything made so far is dropped (and so destroyed).
     pub fn build(self) -> Result<Topology, TopologyError> {
         self.validate()?;
+        // Namespaces are independent: create them concurrently (each
+        // creation is mostly the kernel running every pernet init op).
+        let made: Vec<Result<NetNs, NetNsError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self.namespaces.iter().map(|n| s.spawn(move || NetNs::new(n))).collect();
+            handles.into_iter().map(|h| h.join().expect("namespace creation thread")).collect()
+        });
         let mut namespaces = BTreeMap::new();
-        for n in &self.namespaces {
-            namespaces.insert(n.clone(), NetNs::new(n)?);
+        for (n, ns) in self.namespaces.iter().zip(made) {
+            namespaces.insert(n.clone(), ns?);
         }
         for (ns, key, value) in &self.sysctls {
             namespaces[ns].sysctl_write(key, value).map_err(TopologyError::Sysctl)?;
