@@ -31,7 +31,7 @@ use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::netlink::NlError;
@@ -112,6 +112,42 @@ pub fn link_down(ns: &NetNs, index: u32) -> Result<(), NlError> {
     msg.header.flags = LinkFlags::empty();
     msg.header.change_mask = LinkFlags::Up;
     ns.rtnl().request(RouteNetlinkMessage::SetLink(msg), 0).map(|_| ())
+}
+
+/// The operational state of link `index` in `ns` (`IFLA_OPERSTATE`).
+/// Equivalent to `ip -n NS link show DEV` (the `state` field).
+pub fn oper_state(ns: &NetNs, index: u32) -> Result<State, NlError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    let replies = ns.rtnl().request(RouteNetlinkMessage::GetLink(msg), 0)?;
+    for r in replies {
+        if let RouteNetlinkMessage::NewLink(l) = r {
+            for a in l.attributes {
+                if let LinkAttribute::OperState(st) = a {
+                    return Ok(st);
+                }
+            }
+        }
+    }
+    Ok(State::Unknown)
+}
+
+/// Waits until link `index` in `ns` is operationally up. Carrier and the
+/// queue discipline are switched on asynchronously by the kernel's linkwatch
+/// work after `IFF_UP`; until then the device drops what it is given (its
+/// qdisc is `noop`), so a first SYN sent too early is lost and retried a
+/// second later. linkwatch sets `IFLA_OPERSTATE` in the same step
+/// (`linkwatch_do_dev` → `dev_activate` + `rfc2863_policy`), so "up" here
+/// means packets flow.
+pub fn wait_oper_up(ns: &NetNs, index: u32, timeout: std::time::Duration) -> Result<(), TopologyError> {
+    crate::wait::wait_until(
+        &format!("link {index} in `{}` to be operationally up", ns.name()),
+        timeout,
+        || oper_state(ns, index).ok(),
+        |st| *st == Some(State::Up),
+    )
+    .map(|_| ())
+    .map_err(|e| TopologyError::Invalid(e.to_string()))
 }
 
 /// Adds `ip/prefix` to link `index` in `ns`; IPv6 addresses get `nodad` so
@@ -339,6 +375,13 @@ impl TopologyBuilder {
                 what: format!("ip -n {ns} addr add {cidr} dev {dev}"),
                 source: e,
             })?;
+        }
+        // Links come up asynchronously (see `wait_oper_up`); a topology is
+        // handed out only once every veth end passes packets.
+        for v in &self.veths {
+            for end in [&v.a, &v.b] {
+                wait_oper_up(&namespaces[&end.0], ifindex[end], std::time::Duration::from_secs(10))?;
+            }
         }
         Ok(Topology { namespaces, ifindex })
     }

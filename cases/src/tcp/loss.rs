@@ -57,6 +57,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         |r| *r >= 1,
     );
     link_up(server_ns, idx)?;
+    let client_idx = conn.topo.ifindex(conn.client_ns, "veth0");
+    kharness::topology::wait_oper_up(server_ns, idx, Duration::from_secs(10))?;
+    kharness::topology::wait_oper_up(conn.topo.ns(conn.client_ns), client_idx, Duration::from_secs(10))?;
     let retrans = retrans?;
     ctx.observe("retrans_seen_while_down", retrans);
     // Drain: read whatever arrives until every written byte is read and acked.

@@ -4,7 +4,8 @@
 //! Figures (each `name value unit`, or one JSON object per line with
 //! `--format json`):
 //! - `topology.harness`: build + tear down the two-namespace veth topology
-//!   with addresses ([`Topology::pair`]), mean per iteration.
+//!   with addresses ([`Topology::pair`]), median per iteration (all
+//!   topology figures are medians).
 //! - `topology.script`: the same through `netns-scripts/pair.sh up` + `down`.
 //! - `topology.bare_unshare`: just the two `unshare(CLONE_NEWNET)` calls the
 //!   topology needs (thread + unshare + close), the floor.
@@ -58,8 +59,16 @@ fn scripts_dir(arg: Option<PathBuf>) -> Result<PathBuf, String> {
         .ok_or_else(|| "cannot find netns-scripts/pair.sh; pass --scripts DIR".to_string())
 }
 
-fn mean(d: &[Duration]) -> f64 {
-    d.iter().map(|x| x.as_secs_f64()).sum::<f64>() / d.len().max(1) as f64
+/// Median: robust against the odd iteration that a background kernel
+/// worker (namespace cleanup runs asynchronously) or another process delays.
+fn median(d: &[Duration]) -> f64 {
+    let mut v: Vec<f64> = d.iter().map(|x| x.as_secs_f64()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
@@ -98,8 +107,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
     }
     let snapshot = snapshot_cost()?;
-    let h = mean(&harness);
-    let b = mean(&bare);
+    let h = median(&harness);
+    let b = median(&bare);
     let mut figures = vec![
         Figure { name: "topology.harness", value: h * 1e3, unit: "ms" },
         Figure { name: "topology.bare_unshare", value: b * 1e3, unit: "ms" },
@@ -107,7 +116,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         Figure { name: "observe.snapshot", value: snapshot * 1e6, unit: "us" },
     ];
     if !scripted.is_empty() {
-        let s = mean(&scripted);
+        let s = median(&scripted);
         figures.insert(1, Figure { name: "topology.script", value: s * 1e3, unit: "ms" });
         figures.insert(3, Figure { name: "topology.speedup_vs_script", value: s / h, unit: "ratio" });
     }
