@@ -83,7 +83,7 @@ pub fn wait_settled<T: PartialEq + Clone + std::fmt::Debug>(
             seen = Some(format!("{last:?}"));
             return None;
         }
-        (since.elapsed() >= min_quiet).then(|| v)
+        (since.elapsed() >= min_quiet).then_some(v)
     });
     r.map_err(|mut e| {
         e.last = seen;

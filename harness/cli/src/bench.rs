@@ -10,6 +10,8 @@
 //! - `topology.bare_unshare`: just the two `unshare(CLONE_NEWNET)` calls the
 //!   topology needs (thread + unshare + close), the floor.
 //! - `topology.speedup_vs_script` and `topology.cost_vs_bare_unshare`: ratios.
+//! - `neigh.*`: N neighbour adds + one dump through the harness against the
+//!   same through `ip -batch` (including starting `ip`), and their ratio.
 //! - `observe.snapshot`: one full observation of a connected TCP socket
 //!   (TCP_INFO + SIOCINQ + SIOCOUTQ + SIOCOUTQNSD + SO_MEMINFO + 2 getsockopt).
 //!
@@ -33,6 +35,9 @@ pub struct BenchArgs {
     /// `human` or `json` (one object per figure: name, value, unit).
     #[arg(long, default_value = "human", value_parser = ["human", "json"])]
     format: String,
+    /// Neighbours added in the neighbour-throughput figure.
+    #[arg(long, default_value_t = 1000)]
+    neighbours: usize,
     /// The netns-scripts directory (default: found next to the binary's
     /// source tree, or ./netns-scripts).
     #[arg(long)]
@@ -107,6 +112,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
     }
     let snapshot = snapshot_cost()?;
+    let (neigh_h, neigh_ip) = kharness_cases::netlink::bench::bench_neigh(args.neighbours)?;
     let h = median(&harness);
     let b = median(&bare);
     let mut figures = vec![
@@ -115,6 +121,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         Figure { name: "topology.cost_vs_bare_unshare", value: h / b, unit: "ratio" },
         Figure { name: "observe.snapshot", value: snapshot * 1e6, unit: "us" },
     ];
+    figures.push(Figure { name: "neigh.harness_adds_per_s", value: args.neighbours as f64 / neigh_h, unit: "1/s" });
+    if let Some(ip) = neigh_ip {
+        figures.push(Figure { name: "neigh.ip_batch_adds_per_s", value: args.neighbours as f64 / ip, unit: "1/s" });
+        figures.push(Figure { name: "neigh.speedup_vs_ip_batch", value: ip / neigh_h, unit: "ratio" });
+    }
     if !scripted.is_empty() {
         let s = median(&scripted);
         figures.insert(1, Figure { name: "topology.script", value: s * 1e3, unit: "ms" });
