@@ -164,3 +164,148 @@ pub fn fd_is_open(fd: i32) -> bool {
 pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
     f.as_fd()
 }
+
+// ---- unix family ----
+
+/// `KCMP_FILE` from `linux/kcmp.h` (the first `enum kcmp_type` value).
+pub const KCMP_FILE: libc::c_int = 0;
+
+/// `kcmp(getpid(), getpid(), KCMP_FILE, a, b)`: 0 when both descriptors
+/// refer to the same open file description, 1 or 2 for an ordering of two
+/// different ones, 3 when they cannot be ordered. `ENOSYS` without
+/// `CONFIG_KCMP`.
+pub fn kcmp_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<i32> {
+    let pid = std::process::id() as libc::pid_t;
+    // SAFETY: kcmp takes only integers (two pids, a type, two fds) and reads
+    // no memory of ours; both fds are live for the borrows' lifetimes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid as libc::c_long,
+            pid as libc::c_long,
+            KCMP_FILE as libc::c_long,
+            a.as_raw_fd() as libc::c_long,
+            b.as_raw_fd() as libc::c_long,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as i32)
+}
+
+/// What one [`recvmsg_scm`] returned.
+#[derive(Debug)]
+pub struct ScmRecv {
+    /// Bytes of data (`recvmsg`'s return value).
+    pub bytes: usize,
+    /// `msg_flags` as the kernel left them (`MSG_CTRUNC`, `MSG_TRUNC`…).
+    pub flags: libc::c_int,
+    /// Every descriptor of every `SCM_RIGHTS` message, in order, owned.
+    pub fds: Vec<OwnedFd>,
+    /// Every `SCM_CREDENTIALS` message that arrived whole.
+    pub creds: Vec<libc::ucred>,
+    /// `(cmsg_level, cmsg_type, cmsg_len)` of every control message seen,
+    /// `cmsg_len` as the kernel wrote it (header included).
+    pub cmsgs: Vec<(libc::c_int, libc::c_int, usize)>,
+    /// `msg_controllen` on return: control bytes the kernel wrote.
+    pub control_len: usize,
+    /// `msg_namelen` on return (0 when the sender had no address).
+    pub name_len: usize,
+    /// The first `min(name_len, 128)` bytes of the sender's address.
+    pub name: Vec<u8>,
+}
+
+/// `recvmsg(2)` with a control buffer of exactly `control_cap` bytes (none
+/// when 0) and a 128-byte name buffer, always adding `MSG_CMSG_CLOEXEC`.
+///
+/// Unlike `nix::sys::socket::recvmsg`, control messages are decoded even
+/// when the kernel set `MSG_CTRUNC`: with SCM_RIGHTS the descriptors that fit
+/// were installed in our table and must be owned (and closed) by someone,
+/// which is the point of a case that truncates on purpose.
+pub fn recvmsg_scm(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    control_cap: usize,
+    flags: libc::c_int,
+) -> io::Result<ScmRecv> {
+    // u64 elements keep the control buffer aligned for `struct cmsghdr`.
+    let mut control = vec![0u64; control_cap.div_ceil(8)];
+    let mut name = [0u8; 128];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: `msghdr` is plain data; all-zero is a valid value (null
+    // pointers, zero lengths), and the fields we need are set below.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_name = name.as_mut_ptr().cast();
+    mh.msg_namelen = name.len() as libc::socklen_t;
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    if control_cap > 0 {
+        mh.msg_control = control.as_mut_ptr().cast();
+        mh.msg_controllen = control_cap as _;
+    }
+    // SAFETY: every pointer in `mh` points to a live local buffer of the
+    // length stated next to it (`buf` through `iov`, `name`, `control` of at
+    // least `control_cap` bytes); the kernel writes at most those lengths.
+    let rc = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut mh, flags | libc::MSG_CMSG_CLOEXEC) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let control_len = (mh.msg_controllen as usize).min(control_cap);
+    let bytes: Vec<u8> = control.iter().flat_map(|w| w.to_ne_bytes()).take(control_len).collect();
+    let name_len = mh.msg_namelen as usize;
+    let mut out = ScmRecv {
+        bytes: rc as usize,
+        flags: mh.msg_flags,
+        fds: Vec::new(),
+        creds: Vec::new(),
+        cmsgs: Vec::new(),
+        control_len,
+        name_len,
+        name: name[..name_len.min(name.len())].to_vec(),
+    };
+    // Walk the control messages by hand (the layout of `struct cmsghdr`:
+    // size_t len, int level, int type, data aligned to size_t), never past
+    // what the kernel said it wrote.
+    let word = size_of::<usize>();
+    let align = |n: usize| (n + word - 1) & !(word - 1);
+    let hdr = align(size_of::<libc::cmsghdr>());
+    let mut off = 0;
+    while off + hdr <= bytes.len() {
+        let mut len_raw = [0u8; size_of::<usize>()];
+        len_raw.copy_from_slice(&bytes[off..off + word]);
+        let cmsg_len = usize::from_ne_bytes(len_raw);
+        let int_at = |o: usize| libc::c_int::from_ne_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let level = int_at(off + word);
+        let ty = int_at(off + word + 4);
+        if cmsg_len < hdr {
+            break;
+        }
+        let end = off.saturating_add(cmsg_len).min(bytes.len());
+        let data = &bytes[off + hdr..end];
+        out.cmsgs.push((level, ty, cmsg_len));
+        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+            for chunk in data.chunks_exact(4) {
+                let raw = libc::c_int::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                if raw >= 0 {
+                    // SAFETY: the kernel installed this descriptor in our
+                    // table during this recvmsg (scm_detach_fds) and wrote
+                    // its number here; nothing else in the process knows it
+                    // yet, so taking ownership is sound.
+                    out.fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+                }
+            }
+        } else if level == libc::SOL_SOCKET
+            && ty == libc::SCM_CREDENTIALS
+            && data.len() >= size_of::<libc::ucred>()
+        {
+            let u = |i: usize| u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+            out.creds.push(libc::ucred { pid: u(0) as libc::pid_t, uid: u(4), gid: u(8) });
+        }
+        if end == bytes.len() {
+            break;
+        }
+        off += align(cmsg_len);
+    }
+    Ok(out)
+}
