@@ -7,6 +7,7 @@
 use kharness::CaseDef;
 
 pub mod netlink;
+pub mod raw;
 pub mod tcp;
 pub mod unix;
 
@@ -16,6 +17,7 @@ pub fn catalog() -> Vec<&'static CaseDef> {
     all.extend(tcp::cases());
     all.extend(unix::cases());
     all.extend(netlink::cases());
+    all.extend(raw::cases());
     all
 }
 

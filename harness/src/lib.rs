@@ -24,9 +24,11 @@ pub mod privilege;
 pub mod procfs;
 /// Reporters consuming the event stream.
 pub mod report;
+/// Packet-socket rings mapped with mmap, unmapped by a guard (the other module with `unsafe`).
+pub mod ring;
 /// Running cases in child processes.
 pub mod runner;
-/// The only module with `unsafe`: safe wrappers over libc.
+/// Safe wrappers over libc: with `ring`, the only modules with `unsafe`.
 pub mod sys;
 /// Decoder for `struct tcp_info`.
 pub mod tcpinfo;

@@ -1,4 +1,5 @@
-//! The only place in kharness that says `unsafe`: small safe wrappers over the
+//! With `ring` (the mmap'd packet rings), the only place in kharness that
+//! says `unsafe`: small safe wrappers over the
 //! libc calls that `nix` does not cover (raw `getsockopt` buffers whose length
 //! the kernel chooses, the socket queue ioctls, `SO_MEMINFO`).
 //!
@@ -308,4 +309,28 @@ pub fn recvmsg_scm(
         off += align(cmsg_len);
     }
     Ok(out)
+}
+
+// ---- raw family ----
+
+/// A `struct sockaddr_ll` as nix's [`nix::sys::socket::LinkAddr`], for
+/// `bind(2)` and `sendto(2)` on packet sockets: `ifindex`, `protocol` (an
+/// `ETH_P_*` value in host order; stored in network order as the kernel
+/// expects) and the 6-byte hardware address (the destination, for sendto;
+/// ignored by bind). nix has no safe constructor for it.
+pub fn link_addr(ifindex: i32, protocol: u16, mac: [u8; 6]) -> nix::sys::socket::LinkAddr {
+    use nix::sys::socket::SockaddrLike;
+    // SAFETY: `sockaddr_ll` is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = ifindex;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(&mac);
+    let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the pointer is to a live, fully initialised `sockaddr_ll` of
+    // exactly `len` bytes whose family is AF_PACKET, which is what
+    // `LinkAddr::from_raw` reads (it copies the struct out).
+    unsafe { nix::sys::socket::LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(len)) }
+        .expect("a sockaddr_ll with AF_PACKET is a LinkAddr")
 }
