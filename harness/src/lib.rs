@@ -10,6 +10,8 @@ pub mod diag;
 pub mod event;
 /// What the running kernel says about itself.
 pub mod kernel;
+/// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).
+pub mod matrix;
 /// Observations, predictions and their comparison.
 pub mod model;
 /// Synchronous netlink requests with extended-ACK decoding.

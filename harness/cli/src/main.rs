@@ -5,6 +5,7 @@
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
+mod matrix;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -118,6 +119,31 @@ enum Cmd {
     },
     /// Measure the harness against the netns-scripts baseline.
     Bench(bench::BenchArgs),
+    /// Run the catalog on several kernels (Debian's under QEMU, and the host) and
+    /// print one table of cases x kernels.
+    #[command(after_help = "Examples:
+  kharness matrix                          every kernel of fixtures/kernels.toml
+  kharness matrix 6.1 host --case 'tcp.*'  two kernels, the tcp family
+  kharness matrix --kernel arch/x86/boot/bzImage --modules /lib/modules/6.13.0-rc1
+  kharness matrix --shard 1/4 --format json > part1.json
+  kharness matrix --html matrix.html --junit matrix.xml
+
+The guest's /init is a static kharness: ci/build-static.sh builds it.
+Exit codes: 0 ok, 1 a case failed (or a kernel crashed or hung during the
+catalog), 2 usage or configuration error (an unknown kernel name too: the
+others still run), 69 a kernel could not be fetched or booted.")]
+    Matrix(Box<matrix::MatrixArgs>),
+    /// Work with matrix reports.
+    Report {
+        #[command(subcommand)]
+        command: matrix::ReportCmd,
+    },
+    /// (internal) The guest's PID 1 in a matrix VM (`--runner`: its catalog runner).
+    #[command(name = "__init", hide = true)]
+    Init {
+        #[arg(long)]
+        runner: bool,
+    },
     /// (internal) Run one case in this process and print its JSON result.
     #[command(name = "__case", hide = true)]
     Case {
@@ -128,6 +154,10 @@ enum Cmd {
 }
 
 fn main() {
+    if process::id() == 1 {
+        // The guest's /init in a matrix VM (whatever the kernel passed as arguments).
+        kharness::matrix::guest::pid1();
+    }
     let cli = Cli::parse();
     let code = match dispatch(cli) {
         Ok(code) => code,
@@ -238,6 +268,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             bench::run(args).map_err(CliError::Harness)?;
             Ok(ExitCode::Ok)
         }
+        Cmd::Matrix(args) => matrix::matrix(*args),
+        Cmd::Report { command } => matrix::report(command),
+        Cmd::Init { runner } => matrix::init(runner),
         Cmd::Case { id, variant } => {
             let def = find_case(&id)?;
             let variant: Option<&'static str> = match variant {

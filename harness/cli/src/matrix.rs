@@ -1,0 +1,531 @@
+//! `kharness matrix`, `kharness report merge` and the guest's hidden
+//! `__init` entry: argument handling, progress display and output. The work
+//! itself is in `kharness::matrix`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use kharness::matrix::config::{parse_shard, shard};
+use kharness::matrix::initramfs::is_static;
+use kharness::matrix::qemu::Accel;
+use kharness::matrix::results::{exit_code, merge, KernelRun, KernelStatus, Matrix};
+use kharness::matrix::{report, KernelSource, KernelSpec, MatrixConfig, MatrixEvent, MatrixOptions, Stage};
+
+use crate::{CliError, ExitCode};
+
+/// The shipped kernel list, used when no `--kernels FILE` is given and
+/// `fixtures/kernels.toml` is not in the working directory.
+const DEFAULT_LIST: &str = include_str!("../../../fixtures/kernels.toml");
+
+/// The command that builds the static binary the guest runs as `/init`.
+/// (`getrandom_backend`: see ci/build-static.sh.)
+pub const BUILD_STATIC: &str = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static \
+--cfg getrandom_backend=\"linux_getrandom\"' cargo build --release --target x86_64-unknown-linux-gnu -p kharness-cli";
+
+/// Output format of the matrix on stdout.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MatrixFormat {
+    /// A table of cases × kernels with footnotes.
+    Human,
+    /// The whole matrix as one JSON document (input of `report merge`).
+    Json,
+    /// A markdown table with footnotes.
+    Markdown,
+}
+
+/// How guests are accelerated.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AccelArg {
+    /// KVM if a probe boots under it, else TCG.
+    Auto,
+    /// KVM.
+    Kvm,
+    /// TCG emulation.
+    Tcg,
+}
+
+/// Where the report goes.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = MatrixFormat::Human)]
+    format: MatrixFormat,
+    /// Also write JUnit XML (one testsuite per kernel) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// `kharness matrix`.
+#[derive(Args, Debug, Clone)]
+pub struct MatrixArgs {
+    /// Kernel names from the list (default: all of them).
+    kernels: Vec<String>,
+    /// The kernel list (default: ./fixtures/kernels.toml, else the one built in).
+    #[arg(long, value_name = "FILE")]
+    list: Option<PathBuf>,
+    /// A kernel image on disk (e.g. arch/x86/boot/bzImage) to run instead of the list.
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// Its modules: lib/modules/VERSION after `make modules_install`.
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    modules: Option<PathBuf>,
+    /// Name of the --kernel column.
+    #[arg(long, value_name = "NAME", default_value = "custom", requires = "kernel")]
+    name: String,
+    /// Case filters (repeatable): ids, family prefixes or globs.
+    #[arg(long = "case", value_name = "FILTER")]
+    cases: Vec<String>,
+    /// Run only shard I of N (1-based) of the selected kernels.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Kernels run at once (default: CPUs).
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
+    /// Wall-clock limit per kernel, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    vm_timeout: u64,
+    /// Case timeout multiplier in guests (default: 10 under TCG, 3 under KVM).
+    #[arg(long, value_name = "FACTOR")]
+    timeout_scale: Option<f64>,
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 640)]
+    memory: usize,
+    /// Guest acceleration.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    accel: AccelArg,
+    /// The static kharness to use as the guest's /init.
+    #[arg(long, value_name = "PATH")]
+    init_binary: Option<PathBuf>,
+    /// Cache directory (default: $XDG_CACHE_HOME/kharness or ~/.cache/kharness).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Fetch the package index again and look for newer kernels.
+    #[arg(long)]
+    refresh: bool,
+    /// Debian archive URI instead of the one in the system's apt sources.
+    #[arg(long, value_name = "URI")]
+    archive: Option<String>,
+    /// Case processes for the host kernel (default: CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// `kharness report …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ReportCmd {
+    /// Merge matrix JSON files (shards) into one table.
+    Merge {
+        /// Files written by `kharness matrix --format json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+fn catalog_order() -> Vec<String> {
+    crate::catalog().iter().flat_map(|d| d.instances().into_iter().map(|(n, _)| n)).collect()
+}
+
+fn load_list(path: Option<&Path>) -> Result<(MatrixConfig, String), CliError> {
+    let usage = |e: kharness::matrix::config::ConfigError| CliError::Usage(e.to_string());
+    match path {
+        Some(p) => Ok((MatrixConfig::load(p).map_err(usage)?, p.display().to_string())),
+        None => {
+            let local = Path::new("fixtures/kernels.toml");
+            if local.is_file() {
+                Ok((MatrixConfig::load(local).map_err(usage)?, local.display().to_string()))
+            } else {
+                Ok((MatrixConfig::parse(DEFAULT_LIST, Path::new("(built-in kernels.toml)")).map_err(usage)?, "built-in list".into()))
+            }
+        }
+    }
+}
+
+/// Finds a static kharness for the guest (see the module doc of `matrix`).
+fn find_init_binary(given: Option<&Path>) -> Result<PathBuf, CliError> {
+    let exe = std::env::current_exe().ok();
+    if let Some(p) = given {
+        return match is_static(p) {
+            Ok(true) => Ok(p.to_path_buf()),
+            Ok(false) => Err(CliError::Usage(format!(
+                "--init-binary {}: linked dynamically; the guest needs a static binary: {BUILD_STATIC} (or ci/build-static.sh)",
+                p.display()
+            ))),
+            Err(e) => Err(CliError::Usage(format!("--init-binary {}: {e}", p.display()))),
+        };
+    }
+    if let Some(e) = &exe {
+        if is_static(e).unwrap_or(false) {
+            return Ok(e.clone());
+        }
+    }
+    let rel = Path::new("x86_64-unknown-linux-gnu/release/kharness");
+    let mut candidates = Vec::new();
+    if let Some(dir) = exe.as_ref().and_then(|e| e.parent()).and_then(|d| d.parent()) {
+        candidates.push(dir.join(rel)); // target/release/kharness → target/x86_64…/release
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(t).join(rel));
+    }
+    candidates.push(Path::new("target").join(rel));
+    for c in candidates {
+        if c.is_file() && is_static(&c).unwrap_or(false) {
+            return Ok(c);
+        }
+    }
+    Err(CliError::Usage(format!(
+        "no static kharness for the guest's /init: this binary is linked dynamically and \
+target/x86_64-unknown-linux-gnu/release/kharness does not exist. Build it with:\n  {BUILD_STATIC}\n\
+(or run ci/build-static.sh), or pass --init-binary PATH"
+    )))
+}
+
+fn check_out_path(flag: &str, p: &Path) -> Result<(), CliError> {
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if p.is_dir() || !parent.is_dir() {
+        return Err(CliError::Usage(format!("{flag} {}: give a file path in an existing directory", p.display())));
+    }
+    Ok(())
+}
+
+fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
+    let order = catalog_order();
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = match out.format {
+        MatrixFormat::Human => report::text(m, &order, color),
+        MatrixFormat::Json => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
+        MatrixFormat::Markdown => report::markdown(m, &order),
+    };
+    let harness = |e: std::io::Error, what: &str| CliError::Harness(format!("cannot write {what}: {e}"));
+    let _ = stdout.lock().write_all(text.as_bytes());
+    if let Some(p) = &out.junit {
+        std::fs::write(p, report::junit(m)).map_err(|e| harness(e, &p.display().to_string()))?;
+    }
+    if let Some(p) = &out.html {
+        std::fs::write(p, report::html(m, &order)).map_err(|e| harness(e, &p.display().to_string()))?;
+    }
+    Ok(())
+}
+
+fn to_exit(code: i32) -> ExitCode {
+    match code {
+        0 => ExitCode::Ok,
+        1 => ExitCode::CaseFailed,
+        2 => ExitCode::Usage,
+        _ => ExitCode::HarnessFailed,
+    }
+}
+
+/// `kharness matrix`.
+pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
+    // Validate everything before anything is fetched or booted.
+    for p in [&args.out.junit, &args.out.html].into_iter().flatten() {
+        check_out_path(if Some(p) == args.out.junit.as_ref() { "--junit" } else { "--html" }, p)?;
+    }
+    if let Some(f) = args.cases.iter().find(|f| crate::select_nonempty(std::slice::from_ref(f)).is_err()) {
+        return Err(CliError::Usage(format!("--case `{f}` matches no case; `kharness list` shows every case")));
+    }
+    if let Some(s) = args.timeout_scale {
+        if !(s.is_finite() && s > 0.0 && s <= 1000.0) {
+            return Err(CliError::Usage(format!("--timeout-scale {s} must be a number in (0, 1000]")));
+        }
+    }
+    if args.vm_timeout == 0 || args.memory < 128 {
+        return Err(CliError::Usage("--vm-timeout must be > 0 and --memory at least 128 MiB".into()));
+    }
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if args.parallel == Some(0) || args.jobs == Some(0) {
+        return Err(CliError::Usage("--parallel and --jobs take a number ≥ 1".into()));
+    }
+    let shard_spec = args.shard.as_deref().map(parse_shard).transpose().map_err(CliError::Usage)?;
+    let (config, list_name) = load_list(args.list.as_deref())?;
+
+    // The kernels: the list (or some of it), or a kernel on disk.
+    let mut selected: Vec<(usize, KernelSpec)> = Vec::new();
+    let mut config_errors: Vec<KernelRun> = Vec::new();
+    let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
+    if args.kernels.is_empty() && args.kernel.is_none() {
+        selected.extend(config.kernels.iter().cloned().enumerate());
+    }
+    for (n, name) in args.kernels.iter().enumerate() {
+        match config.kernels.iter().position(|k| &k.name == name) {
+            Some(i) if selected.iter().any(|(j, _)| *j == i) => {}
+            Some(i) => selected.push((i, config.kernels[i].clone())),
+            None => config_errors.push(KernelRun::new(name, 10_000 + n, "").fail(
+                KernelStatus::Config,
+                format!("unknown kernel `{name}`; {list_name} has: {}", known.join(", ")),
+            )),
+        }
+    }
+    if let Some(image) = &args.kernel {
+        kharness::matrix::config::validate_name(&args.name).map_err(|m| CliError::Usage(format!("--name: {m}")))?;
+        if known.contains(&args.name.as_str()) && args.kernels.contains(&args.name) {
+            return Err(CliError::Usage(format!("--name {} is also a kernel of the list; choose another", args.name)));
+        }
+        let spec = KernelSpec {
+            name: args.name.clone(),
+            description: format!("kernel from {}", image.display()),
+            source: KernelSource::Custom { image: image.clone(), modules: args.modules.clone() },
+        };
+        selected.push((config.kernels.len(), spec));
+    }
+    selected.sort_by_key(|(i, _)| *i);
+    if let Some((i, n)) = shard_spec {
+        selected = shard(&selected, i, n);
+    }
+    let needs_vm = selected.iter().any(|(_, k)| !matches!(k.source, KernelSource::Host));
+    let init_binary = if needs_vm { Some(find_init_binary(args.init_binary.as_deref())?) } else { None };
+    let exe = std::env::current_exe().map_err(|e| CliError::Harness(format!("cannot find own executable: {e}")))?;
+
+    let progress = Progress::new(selected.iter().map(|(_, k)| k.name.clone()).collect());
+    if let Some(init) = &init_binary {
+        let older = std::fs::metadata(init).and_then(|m| m.modified()).ok() < std::fs::metadata(&exe).and_then(|m| m.modified()).ok();
+        progress.note(&format!(
+            "guest /init: {}{}",
+            init.display(),
+            if older && init != &exe { " (older than this kharness: rebuild it with ci/build-static.sh if the cases changed)" } else { "" }
+        ));
+    }
+    let opts = MatrixOptions {
+        kernels: selected,
+        modules: config.modules.clone(),
+        suites: config.suites(),
+        filters: args.cases.clone(),
+        cache_dir: args.cache_dir.clone().unwrap_or_else(kharness::matrix::fetch::default_cache_dir),
+        refresh: args.refresh,
+        archive: args.archive.clone(),
+        init_binary,
+        host_exe: exe,
+        parallel: args.parallel.unwrap_or(cpus),
+        vm_timeout: Duration::from_secs(args.vm_timeout),
+        timeout_scale: args.timeout_scale,
+        mem_mb: args.memory,
+        accel: match args.accel {
+            AccelArg::Auto => None,
+            AccelArg::Kvm => Some(Accel::Kvm),
+            AccelArg::Tcg => Some(Accel::Tcg),
+        },
+        host_jobs: args.jobs.unwrap_or(cpus),
+    };
+    let mut m = kharness::matrix::run::run(&opts, &|ev| progress.event(ev));
+    progress.finish();
+    m.kernels.extend(config_errors);
+    m.shard = shard_spec;
+    write_outputs(&m, &args.out)?;
+    Ok(to_exit(exit_code(&m)))
+}
+
+/// `kharness report merge`.
+pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
+    let ReportCmd::Merge { files, out } = cmd;
+    for p in [&out.junit, &out.html].into_iter().flatten() {
+        check_out_path("output", p)?;
+    }
+    let mut parts = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
+        let m: Matrix = serde_json::from_str(&text).map_err(|e| {
+            CliError::Usage(format!("{}: not a matrix JSON file ({e}); give files written by `kharness matrix --format json`", f.display()))
+        })?;
+        parts.push((f.display().to_string(), m));
+    }
+    let m = merge(parts).map_err(CliError::Usage)?;
+    write_outputs(&m, &out)?;
+    Ok(to_exit(exit_code(&m)))
+}
+
+/// The guest's entry: PID 1, or the catalog runner it starts.
+pub fn init(runner: bool) -> Result<ExitCode, CliError> {
+    if runner {
+        let code = kharness::matrix::guest::run_catalog(&crate::catalog());
+        std::process::exit(code);
+    }
+    if std::process::id() != 1 {
+        return Err(CliError::Usage("`__init` is the guest's PID 1 inside a kharness VM; it mounts and powers off, so it runs only as PID 1".into()));
+    }
+    kharness::matrix::guest::pid1()
+}
+
+/// Progress on stderr: bars on a terminal, plain lines otherwise.
+struct Progress {
+    bars: Option<(indicatif::MultiProgress, Vec<(String, indicatif::ProgressBar)>)>,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    fn new(kernels: Vec<String>) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bars = tty.then(|| {
+            let mp = indicatif::MultiProgress::new();
+            let width = kernels.iter().map(|k| k.len()).max().unwrap_or(4);
+            let style = indicatif::ProgressStyle::with_template(&format!("{{prefix:<{width}}} {{bar:20}} {{pos:>3}}/{{len:<3}} {{elapsed:>4}} {{msg}}"))
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            let bars = kernels
+                .into_iter()
+                .map(|k| {
+                    let b = mp.add(indicatif::ProgressBar::new(0));
+                    b.set_style(style.clone());
+                    b.set_prefix(k.clone());
+                    (k, b)
+                })
+                .collect();
+            (mp, bars)
+        });
+        Progress { bars, lock: Mutex::new(()) }
+    }
+
+    fn bar(&self, kernel: &str) -> Option<&indicatif::ProgressBar> {
+        self.bars.as_ref()?.1.iter().find(|(k, _)| k == kernel).map(|(_, b)| b)
+    }
+
+    fn note(&self, text: &str) {
+        match &self.bars {
+            Some((mp, _)) => {
+                let _ = mp.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn event(&self, ev: MatrixEvent) {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            MatrixEvent::Note(n) => self.note(&n),
+            MatrixEvent::Stage { kernel, stage, detail } => match self.bar(&kernel) {
+                Some(b) => b.set_message(format!("{} {detail}", stage.name())),
+                None if stage != Stage::Queued => eprintln!("[{kernel}] {} {detail}", stage.name()),
+                None => {}
+            },
+            MatrixEvent::Total { kernel, cases } => {
+                if let Some(b) = self.bar(&kernel) {
+                    b.set_length(cases as u64);
+                }
+            }
+            MatrixEvent::Case { kernel, case, outcome } => match self.bar(&kernel) {
+                Some(b) => {
+                    b.inc(1);
+                    b.set_message(format!("cases: {case} {}", outcome.label()));
+                }
+                None => eprintln!("[{kernel}] {:<5} {case}", outcome.label()),
+            },
+            MatrixEvent::Finished(k) => {
+                let c = k.counts();
+                let g = |l: &str| c.get(l).copied().unwrap_or(0);
+                let line = format!(
+                    "{} — boot {:.1} s, catalog {:.1} s, {} pass {} fail {} skip {} xfail{}",
+                    k.status.label(),
+                    k.timings.boot_ms as f64 / 1000.0,
+                    k.timings.catalog_ms as f64 / 1000.0,
+                    g("PASS"),
+                    g("FAIL"),
+                    g("SKIP"),
+                    g("XFAIL"),
+                    k.problem.as_ref().map(|p| format!(": {p}")).unwrap_or_default()
+                );
+                match self.bar(&k.name) {
+                    Some(b) => b.finish_with_message(line),
+                    None => eprintln!("[{}] {line}", k.name),
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        // Finished bars stay on screen with their summary line.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: MatrixArgs,
+    }
+
+    fn args(v: &[&str]) -> MatrixArgs {
+        T::try_parse_from(std::iter::once("matrix").chain(v.iter().copied())).expect("parses").a
+    }
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kharness-cli-matrix-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn usage_errors_before_anything_runs() {
+        let cache = tmp("usage");
+        let c = cache.to_str().unwrap();
+        for (v, want) in [
+            (vec!["--shard", "3/2"], "--shard"),
+            (vec!["--case", "zzz*"], "matches no case"),
+            (vec!["--timeout-scale", "0"], "--timeout-scale"),
+            (vec!["--list", "/nonexistent/k.toml"], "cannot read the kernel list"),
+            (vec!["--parallel", "0"], "--parallel"),
+            (vec!["host", "--html", "/nonexistent/dir/m.html"], "existing directory"),
+        ] {
+            let mut v = v.clone();
+            v.extend(["--cache-dir", c]);
+            match matrix(args(&v)) {
+                Err(CliError::Usage(m)) => assert!(m.contains(want), "{v:?}: {m}"),
+                other => panic!("{v:?}: {other:?}"),
+            }
+        }
+        // Nothing was created: validation comes first.
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    #[test]
+    fn unknown_kernel_is_a_config_error_and_the_others_run() {
+        let cache = tmp("unknown");
+        let code = matrix(args(&["nosuch", "--cache-dir", cache.to_str().unwrap(), "--format", "json"])).unwrap();
+        assert_eq!(code, ExitCode::Usage);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    #[test]
+    fn dynamic_init_binary_is_refused_with_the_build_command() {
+        let exe = std::env::current_exe().unwrap();
+        match find_init_binary(Some(&exe)) {
+            Err(CliError::Usage(m)) => assert!(m.contains("crt-static") && m.contains("ci/build-static.sh"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(BUILD_STATIC.contains("--target x86_64-unknown-linux-gnu -p kharness-cli"));
+        let script = include_str!("../../../ci/build-static.sh");
+        assert!(script.contains("getrandom_backend=\"linux_getrandom\"") && script.contains("+crt-static"));
+    }
+
+    #[test]
+    fn merge_rejects_bad_files() {
+        let d = tmp("merge");
+        let bad = d.join("bad.json");
+        std::fs::write(&bad, "{}").unwrap();
+        let out = OutputArgs { format: MatrixFormat::Json, junit: None, html: None };
+        match report(ReportCmd::Merge { files: vec![bad], out }) {
+            Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn init_outside_a_vm_is_refused() {
+        assert!(matches!(init(false), Err(CliError::Usage(m)) if m.contains("PID 1")));
+    }
+}

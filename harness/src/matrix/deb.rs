@@ -1,0 +1,285 @@
+//! Extracting a kernel from a `.deb`, in Rust: the `ar` container (a tiny
+//! hand parser), then `data.tar.{xz,zst,gz}` through the matching
+//! decompressor and the `tar` crate.
+//!
+//! Only the kernel image and the modules tree are kept, renamed into one
+//! layout whatever the suite's packaging:
+//!
+//! ```text
+//! boot/vmlinuz-REL                  → vmlinuz          (bullseye, bookworm)
+//! usr/lib/modules/REL/vmlinuz       → vmlinuz          (sid)
+//! (usr/)lib/modules/REL/…           → modules/REL/…
+//! ```
+
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// A `.deb` that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    /// Not an ar archive, truncated, or no data member.
+    #[error("{path}: not a valid .deb ({message})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One member of an ar archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArMember<'a> {
+    /// File name (GNU `/` terminator removed).
+    pub name: String,
+    /// Contents.
+    pub data: &'a [u8],
+}
+
+/// Parses a whole ar archive (`!<arch>\n`, 60-byte headers, 2-byte alignment).
+pub fn parse_ar(bytes: &[u8]) -> Result<Vec<ArMember<'_>>, String> {
+    let mut rest = bytes.strip_prefix(b"!<arch>\n").ok_or("no `!<arch>` magic")?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        if rest == b"\n" {
+            break;
+        }
+        if rest.len() < 60 {
+            return Err(format!("truncated member header after {} members", out.len()));
+        }
+        let (h, body) = rest.split_at(60);
+        if &h[58..60] != b"`\n" {
+            return Err("bad member header magic".into());
+        }
+        let name = String::from_utf8_lossy(&h[..16]).trim_end().trim_end_matches('/').to_string();
+        let size: usize = std::str::from_utf8(&h[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("member `{name}` has a bad size field"))?;
+        if body.len() < size {
+            return Err(format!("member `{name}` is truncated ({} of {size} bytes)", body.len()));
+        }
+        out.push(ArMember { name, data: &body[..size] });
+        let next = size + (size & 1);
+        rest = body.get(next..).unwrap_or(&[]);
+    }
+    Ok(out)
+}
+
+/// A decompressing reader for `data.tar.*` by its member name.
+pub fn decompressor<'a>(name: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, String> {
+    Ok(match name.rsplit('.').next() {
+        Some("xz") => Box::new(xz2::read::XzDecoder::new_multi_decoder(data)),
+        Some("zst") => Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| e.to_string())?),
+        Some("gz") => Box::new(flate2::read::GzDecoder::new(data)),
+        Some("tar") => Box::new(data),
+        _ => return Err(format!("unknown data member compression `{name}`")),
+    })
+}
+
+/// Where a package path lands in a kernel cache entry, if it is kept; the
+/// release is returned for the image.
+pub fn map_kernel_path(path: &Path) -> Option<(PathBuf, Option<String>)> {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return None;
+    }
+    let p: &[&str] = if parts.first() == Some(&"usr") { &parts[1..] } else { &parts[..] };
+    match p {
+        ["boot", f] if f.starts_with("vmlinuz-") => Some((PathBuf::from("vmlinuz"), Some(f["vmlinuz-".len()..].to_string()))),
+        ["lib", "modules", rel, "vmlinuz"] => Some((PathBuf::from("vmlinuz"), Some(rel.to_string()))),
+        ["lib", "modules", rel, rest @ ..] if !rest.is_empty() => {
+            let mut out = PathBuf::from("modules");
+            out.push(rel);
+            out.extend(rest);
+            Some((out, None))
+        }
+        _ => None,
+    }
+}
+
+/// What [`extract_kernel`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// Releases named by a kernel image in the package.
+    pub image_releases: Vec<String>,
+    /// Releases with a modules directory.
+    pub module_releases: Vec<String>,
+    /// Regular files written.
+    pub files: usize,
+}
+
+/// Extracts the kernel image and modules of the `.deb` at `deb` into `dest`.
+pub fn extract_kernel(deb: &Path, dest: &Path) -> Result<Extracted, DebError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DebError::Io { path: path.clone(), source }
+    };
+    let corrupt = |message: String| DebError::Corrupt { path: deb.to_path_buf(), message };
+    let bytes = std::fs::read(deb).map_err(io_err(deb))?;
+    let members = parse_ar(&bytes).map_err(corrupt)?;
+    let data = members
+        .iter()
+        .find(|m| m.name.starts_with("data.tar"))
+        .ok_or_else(|| corrupt("no data.tar member".into()))?;
+    let reader = decompressor(&data.name, data.data).map_err(corrupt)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut found = Extracted::default();
+    let entries = archive.entries().map_err(|e| corrupt(format!("{}: {e}", data.name)))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| corrupt(format!("{}: {e}", data.name)))?;
+        let path = entry.path().map_err(|e| corrupt(e.to_string()))?.into_owned();
+        let Some((rel, image_release)) = map_kernel_path(&path) else { continue };
+        if let Some(r) = image_release {
+            found.image_releases.push(r);
+        }
+        if let Some(r) = rel.components().nth(1).filter(|_| rel.starts_with("modules")) {
+            let r = r.as_os_str().to_string_lossy().into_owned();
+            if !found.module_releases.contains(&r) {
+                found.module_releases.push(r);
+            }
+        }
+        let target = dest.join(&rel);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&target).map_err(io_err(&target))?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                }
+                let mut out = std::fs::File::create(&target).map_err(io_err(&target))?;
+                io::copy(&mut entry, &mut out).map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+                found.files += 1;
+            }
+            _ => {} // symlinks (build, source) point outside the package
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Builds an ar archive (for tests).
+    pub(crate) fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut v = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            let h = format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", format!("{name}/"), 0, 0, 0, "100644", data.len());
+            assert_eq!(h.len(), 60);
+            v.extend_from_slice(h.as_bytes());
+            v.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                v.push(b'\n');
+            }
+        }
+        v
+    }
+
+    /// Builds a tar with the given regular files (for tests).
+    pub(crate) fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kharness-deb-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn ar_members() {
+        let a = ar(&[("debian-binary", b"2.0\n"), ("odd", b"abc"), ("x", b"")]);
+        let m = parse_ar(&a).unwrap();
+        assert_eq!(m.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["debian-binary", "odd", "x"]);
+        assert_eq!(m[1].data, b"abc");
+        assert!(parse_ar(b"garbage").is_err());
+        assert!(parse_ar(&a[..a.len() - 10]).is_err());
+    }
+
+    #[test]
+    fn paths() {
+        let m = |p: &str| map_kernel_path(Path::new(p));
+        assert_eq!(m("./boot/vmlinuz-6.1.0-47-cloud-amd64"), Some(("vmlinuz".into(), Some("6.1.0-47-cloud-amd64".into()))));
+        assert_eq!(m("./usr/lib/modules/7.2.13+deb14-cloud-amd64/vmlinuz").unwrap().0, PathBuf::from("vmlinuz"));
+        assert_eq!(
+            m("./lib/modules/5.10.0-46-cloud-amd64/kernel/drivers/net/veth.ko"),
+            Some(("modules/5.10.0-46-cloud-amd64/kernel/drivers/net/veth.ko".into(), None))
+        );
+        assert_eq!(m("./usr/share/doc/x/changelog.gz"), None);
+        assert_eq!(m("./boot/config-6.1.0"), None);
+        assert_eq!(m("./lib/modules/../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn extracts_each_compression() {
+        let files: &[(&str, &[u8])] = &[
+            ("./boot/vmlinuz-9.9.9-1-cloud-amd64", b"KERNEL"),
+            ("./lib/modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko", b"\x7fELF-veth"),
+            ("./usr/share/doc/linux/copyright", b"skip me"),
+        ];
+        let tar = tarball(files);
+        let xz = {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::stream::encode_all(&tar[..], 1).unwrap();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap()
+        };
+        for (ext, data) in [("xz", xz), ("zst", zst), ("gz", gz)] {
+            let dir = tmpdir(ext);
+            let deb = dir.join("k.deb");
+            let member = format!("data.tar.{ext}");
+            std::fs::write(&deb, ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b""), (&member, &data)])).unwrap();
+            let out = dir.join("out");
+            let got = extract_kernel(&deb, &out).unwrap();
+            assert_eq!(got.image_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
+            assert_eq!(got.module_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
+            assert_eq!(got.files, 2);
+            assert_eq!(std::fs::read(out.join("vmlinuz")).unwrap(), b"KERNEL");
+            assert_eq!(std::fs::read(out.join("modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko")).unwrap(), b"\x7fELF-veth");
+            assert!(!out.join("usr").exists());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn corrupt_deb_is_named() {
+        let dir = tmpdir("corrupt");
+        let deb = dir.join("bad.deb");
+        std::fs::write(&deb, ar(&[("debian-binary", b"2.0\n"), ("data.tar.xz", b"not xz at all")])).unwrap();
+        let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
+        assert!(e.contains("bad.deb") && e.contains("not a valid .deb"), "{e}");
+        std::fs::write(&deb, b"<html>404</html>").unwrap();
+        assert!(extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string().contains("magic"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,31 @@
+//! `kharness matrix`: the catalog on several kernels, one table of cases ×
+//! kernels.
+//!
+//! The kernel list is data (`fixtures/kernels.toml`, [`config`]). Debian
+//! kernels are found in the archive's index and downloaded with apt's own
+//! machinery ([`apt`]) into a cache ([`fetch`]), unpacked in Rust ([`deb`]).
+//! Each kernel boots under QEMU ([`qemu`]) with an initramfs ([`initramfs`],
+//! [`cpio`]) whose `/init` is the static `kharness` itself ([`guest`]) plus
+//! the modules the catalog needs ([`modules`]). The guest streams versioned
+//! JSON lines on a second serial port ([`protocol`]); the host kernel runs
+//! natively through `kharness run --format json`, read by the same parser.
+//! [`run`] drives it all in parallel and emits progress events; the
+//! [`results`] feed the reporters ([`report`]) and `kharness report merge`.
+
+pub mod apt;
+pub mod config;
+pub mod cpio;
+pub mod deb;
+pub mod fetch;
+pub mod guest;
+pub mod initramfs;
+pub mod modules;
+pub mod protocol;
+pub mod qemu;
+pub mod report;
+pub mod results;
+pub mod run;
+
+pub use config::{KernelSource, KernelSpec, MatrixConfig};
+pub use results::{KernelRun, KernelStatus, Matrix};
+pub use run::{MatrixEvent, MatrixOptions, Stage};

@@ -1,0 +1,293 @@
+//! Booting a kernel under QEMU and reading what the guest reports.
+//!
+//! ```text
+//! qemu-system-x86_64 -nodefaults -no-reboot -no-user-config -display none \
+//!   -accel tcg -cpu max -smp 1 -m 640 -kernel vmlinuz -initrd initramfs.cpio \
+//!   -append "console=ttyS0 loglevel=5 panic=-1 … rdinit=/init -- __init" \
+//!   -serial file:console.log -serial file:results.jsonl
+//! ```
+//!
+//! ttyS0 is the console (kept as a log, scanned for warnings, BUGs and
+//! oopses); ttyS1 carries the results protocol, read while the VM runs.
+//! KVM is used only when a probe — a 512-byte boot sector that writes to
+//! `isa-debug-exit` — actually exits under it within a few seconds; a
+//! `/dev/kvm` that exists but hangs (as on some nested machines) falls back
+//! to TCG.
+
+use std::io::{Read, Seek};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::protocol::{decode, LineBuffer, Message};
+
+/// How the guest CPU is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// Hardware virtualisation.
+    Kvm,
+    /// Emulation.
+    Tcg,
+}
+
+impl Accel {
+    /// `kvm` or `tcg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// `qemu-system-x86_64` on `PATH`, if any.
+pub fn find_qemu() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("qemu-system-x86_64")).find(|p| p.is_file())
+}
+
+/// A boot sector: `mov al,0x31; out 0xf4,al; hlt; jmp $-1`, signature 55AA.
+fn probe_image() -> Vec<u8> {
+    let mut v = vec![0xB0, 0x31, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD];
+    v.resize(510, 0);
+    v.extend_from_slice(&[0x55, 0xAA]);
+    v
+}
+
+/// Boots the probe sector under `accel`; `Ok` when it exits as it should
+/// within `timeout`.
+pub fn probe(qemu: &Path, accel: Accel, dir: &Path, timeout: Duration) -> Result<(), String> {
+    if accel == Accel::Kvm {
+        std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
+    }
+    let img = dir.join("kvm-probe.img");
+    std::fs::write(&img, probe_image()).map_err(|e| e.to_string())?;
+    let mut child = Command::new(qemu)
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-accel", accel.name(), "-cpu", "max", "-m", "32"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=ide", img.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    let mut guard = VmGuard(Some(&mut child));
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = guard.0.as_mut().expect("child");
+        match c.try_wait() {
+            Ok(Some(st)) => {
+                let mut err = String::new();
+                if let Some(mut e) = c.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                guard.0 = None;
+                // isa-debug-exit: status (0x31 << 1) | 1.
+                let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                return if st.code() == Some(99) { Ok(()) } else { Err(format!("probe exited with {st}: {first}")) };
+            }
+            Ok(None) if Instant::now() > deadline => return Err(format!("probe did not finish in {timeout:?}")),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Kills and reaps a child (and its process group) on drop.
+struct VmGuard<'a>(Option<&'a mut Child>);
+
+impl Drop for VmGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One VM to run.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    /// `qemu-system-x86_64`.
+    pub qemu: PathBuf,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Kernel image.
+    pub kernel: PathBuf,
+    /// Initramfs.
+    pub initrd: PathBuf,
+    /// Guest CPUs.
+    pub smp: usize,
+    /// Guest memory.
+    pub mem_mb: usize,
+    /// Console log file.
+    pub console: PathBuf,
+    /// Results log file.
+    pub results: PathBuf,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+}
+
+/// The kernel command line.
+pub const CMDLINE: &str = "console=ttyS0 loglevel=5 panic=-1 random.trust_cpu=on rdinit=/init -- __init";
+
+/// How a VM ended.
+#[derive(Debug)]
+pub struct VmEnd {
+    /// Killed at the wall-clock limit.
+    pub timed_out: bool,
+    /// QEMU's exit (None when it could not start).
+    pub status: Option<std::process::ExitStatus>,
+    /// QEMU's stderr.
+    pub stderr: String,
+    /// Malformed protocol lines.
+    pub protocol_errors: Vec<String>,
+}
+
+/// Runs the VM; every protocol message goes to `on_msg` with the time
+/// since start, as it arrives.
+pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Result<VmEnd, String> {
+    for f in [&spec.console, &spec.results] {
+        std::fs::write(f, b"").map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    let mut cmd = Command::new(&spec.qemu);
+    cmd.args(["-nodefaults", "-no-reboot", "-no-user-config", "-display", "none"]);
+    cmd.args(["-accel", spec.accel.name(), "-cpu", "max"]);
+    cmd.args(["-smp", &spec.smp.to_string(), "-m", &spec.mem_mb.to_string()]);
+    cmd.arg("-kernel").arg(&spec.kernel).arg("-initrd").arg(&spec.initrd);
+    cmd.args(["-append", CMDLINE]);
+    cmd.arg("-serial").arg(format!("file:{}", spec.console.display()));
+    cmd.arg("-serial").arg(format!("file:{}", spec.results.display()));
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", spec.qemu.display()))?;
+    let stderr = child.stderr.take();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let mut guard = VmGuard(Some(&mut child));
+    let mut results = std::fs::File::open(&spec.results).map_err(|e| e.to_string())?;
+    let mut buf = LineBuffer::default();
+    let mut protocol_errors = Vec::new();
+    let mut pos = 0u64;
+    let mut drain = |results: &mut std::fs::File, pos: &mut u64, buf: &mut LineBuffer, errs: &mut Vec<String>| {
+        let mut chunk = Vec::new();
+        let _ = results.seek(std::io::SeekFrom::Start(*pos));
+        if let Ok(n) = results.read_to_end(&mut chunk) {
+            *pos += n as u64;
+        }
+        for line in buf.push(&chunk) {
+            match decode(&line) {
+                Ok(Some(m)) => on_msg(m, start.elapsed()),
+                Ok(None) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+    };
+    let (status, timed_out) = loop {
+        drain(&mut results, &mut pos, &mut buf, &mut protocol_errors);
+        let c = guard.0.as_mut().expect("child");
+        match c.try_wait() {
+            Ok(Some(st)) => {
+                guard.0 = None;
+                break (Some(st), false);
+            }
+            Ok(None) if start.elapsed() > spec.timeout => {
+                drop(guard);
+                break (None, true);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    drain(&mut results, &mut pos, &mut buf, &mut protocol_errors);
+    if let Some(rest) = buf.rest() {
+        if let Ok(Some(m)) = decode(&rest) {
+            on_msg(m, start.elapsed());
+        }
+    }
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(VmEnd { timed_out, status, stderr, protocol_errors })
+}
+
+/// Kernel warnings, BUGs, oopses and panics in a console log (one line each,
+/// timestamps removed).
+pub fn scan_console(text: &str) -> Vec<String> {
+    const MARKS: &[&str] = &[
+        "WARNING: CPU:",
+        "WARNING: at ",
+        "BUG:",
+        "kernel BUG at",
+        "Oops:",
+        "general protection fault",
+        "Kernel panic",
+        "UBSAN:",
+        "KASAN:",
+        "INFO: task ",
+        "rcu: INFO:",
+        "refcount_t:",
+        "list_add corruption",
+        "list_del corruption",
+    ];
+    text.lines()
+        .map(strip_timestamp)
+        .filter(|l| MARKS.iter().any(|m| l.contains(m)))
+        .map(|l| l.chars().take(300).collect())
+        .collect()
+}
+
+fn strip_timestamp(line: &str) -> &str {
+    let l = line.trim_end_matches('\r');
+    if let Some(rest) = l.strip_prefix('[') {
+        if let Some((ts, after)) = rest.split_once(']') {
+            if ts.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return after.trim_start();
+            }
+        }
+    }
+    l
+}
+
+/// The last `n` lines of a console log.
+pub fn tail(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.chars().take(300).collect()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_scan() {
+        let log = "\
+[    0.000000] Linux version 6.1.0-47-cloud-amd64
+[    1.234567] ------------[ cut here ]------------
+[    1.234568] WARNING: CPU: 0 PID: 1 at net/core/dev.c:123 foo+0x1/0x2
+[    2.000000] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    2.000001] Oops: 0000 [#1] PREEMPT SMP NOPTI
+kharness-init: cannot open /dev/ttyS1
+[    3.1] Kernel panic - not syncing: Attempted to kill init!
+";
+        let w = scan_console(log);
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].starts_with("WARNING: CPU: 0"));
+        assert!(w[3].starts_with("Kernel panic"));
+        assert_eq!(tail(log, 2), ["kharness-init: cannot open /dev/ttyS1", "[    3.1] Kernel panic - not syncing: Attempted to kill init!"]);
+    }
+
+    #[test]
+    fn probe_sector() {
+        let img = probe_image();
+        assert_eq!(img.len(), 512);
+        assert_eq!(&img[510..], &[0x55, 0xAA]);
+    }
+}

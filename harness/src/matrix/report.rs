@@ -1,0 +1,468 @@
+//! Matrix reporters: a terminal table, markdown, a self-contained HTML page
+//! and JUnit XML (one testsuite per kernel), all from the same [`Matrix`].
+//!
+//! ```text
+//! case                 5.10             6.1              host
+//!                      5.10.0-46-cloud  6.1.0-47-cloud   6.18.44-fc
+//! tcp.fill[veth]       pass             pass             pass
+//! tcp.info_diag        xfail [1]        pass             pass
+//! sctp.basic           skip [2]         pass             skip [3]
+//! ```
+//!
+//! Reasons go to a numbered footnote list (identical reasons share one
+//! number); in HTML they are also on each cell's hover text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::results::{case_names, KernelRun, KernelStatus, Matrix};
+use crate::case::Outcome;
+
+/// One cell of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// `pass`, `fail`, `skip`, `xfail`, or `—` (not run).
+    pub label: &'static str,
+    /// Outcome, if the case ran.
+    pub outcome: Option<Outcome>,
+    /// Footnote number.
+    pub note: Option<usize>,
+    /// The reason (for hover text).
+    pub reason: Option<String>,
+}
+
+/// The table, laid out once for every format.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Kernel names.
+    pub kernels: Vec<String>,
+    /// Kernel releases (or status).
+    pub releases: Vec<String>,
+    /// (case, cells).
+    pub rows: Vec<(String, Vec<Cell>)>,
+    /// (number, kernel, case, reason).
+    pub notes: Vec<(usize, String, String, String)>,
+    /// Per-kernel summary rows (label, values).
+    pub facts: Vec<(String, Vec<String>)>,
+}
+
+fn secs(ms: u64) -> String {
+    if ms == 0 {
+        "—".into()
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// Lays out the table; `order` gives the preferred case order (the catalog).
+pub fn table(m: &Matrix, order: &[String]) -> Table {
+    let cases = case_names(m, order);
+    let mut notes: Vec<(usize, String, String, String)> = Vec::new();
+    let mut by_text: BTreeMap<String, usize> = BTreeMap::new();
+    let mut note_for = |kernel: &str, case: &str, text: String| -> usize {
+        if let Some(n) = by_text.get(&text) {
+            return *n;
+        }
+        let n = by_text.len() + 1;
+        by_text.insert(text.clone(), n);
+        notes.push((n, kernel.to_string(), case.to_string(), text));
+        n
+    };
+    let mut rows = Vec::new();
+    for case in &cases {
+        let mut cells = Vec::new();
+        for k in &m.kernels {
+            let cell = match k.result(case) {
+                None => Cell { label: "—", outcome: None, note: None, reason: None },
+                Some(r) => {
+                    let reason = k.reason_of(&r.report);
+                    let note = match (&reason, r.report.outcome) {
+                        (Some(text), o) if o != Outcome::Pass => Some(note_for(&k.name, case, text.clone())),
+                        _ => None,
+                    };
+                    let label = match r.report.outcome {
+                        Outcome::Pass => "pass",
+                        Outcome::Fail => "FAIL",
+                        Outcome::Skip => "skip",
+                        Outcome::Xfail => "xfail",
+                    };
+                    Cell { label, outcome: Some(r.report.outcome), note, reason }
+                }
+            };
+            cells.push(cell);
+        }
+        rows.push((case.clone(), cells));
+    }
+    let col = |f: &dyn Fn(&KernelRun) -> String| m.kernels.iter().map(f).collect::<Vec<String>>();
+    let mut facts = vec![
+        ("status".to_string(), col(&|k| k.status.label().to_string())),
+        ("tcp_info bytes".to_string(), col(&|k| k.kernel.as_ref().map(|i| i.tcp_info_len.to_string()).unwrap_or("—".into()))),
+        ("accel".to_string(), col(&|k| if k.accel.is_empty() { "—".into() } else { k.accel.clone() })),
+        ("initramfs build".to_string(), col(&|k| if k.timings.initramfs_ms == 0 && k.accel != "tcg" && k.accel != "kvm" { "—".into() } else { format!("{} ms", k.timings.initramfs_ms) })),
+        ("boot to hello".to_string(), col(&|k| secs(k.timings.boot_ms))),
+        ("catalog".to_string(), col(&|k| secs(k.timings.catalog_ms))),
+        ("pass/fail/skip/xfail".to_string(), col(&|k| {
+            let c = k.counts();
+            let g = |l: &str| c.get(l).copied().unwrap_or(0);
+            format!("{}/{}/{}/{}", g("PASS"), g("FAIL"), g("SKIP"), g("XFAIL"))
+        })),
+        ("modules missing".to_string(), col(&|k| {
+            let miss: Vec<String> =
+                k.missing_modules().iter().map(|m| if m.state == "unknown" { format!("{}?", m.name) } else { m.name.clone() }).collect();
+            if miss.is_empty() { "none".into() } else { miss.join(" ") }
+        })),
+    ];
+    let mut warn_cells = Vec::new();
+    for k in &m.kernels {
+        if k.warnings.is_empty() {
+            warn_cells.push("0".to_string());
+        } else {
+            let n = note_for(&k.name, "(console)", format!("{}: {}", k.name, k.warnings.join(" | ")));
+            warn_cells.push(format!("{} [{n}]", k.warnings.len()));
+        }
+    }
+    facts.push(("kernel warnings".into(), warn_cells));
+    for k in &m.kernels {
+        if let Some(p) = &k.problem {
+            note_for(&k.name, "(kernel)", format!("{}: {}", k.name, p));
+        }
+    }
+    let releases = col(&|k| k.release.clone().unwrap_or_else(|| k.status.label().to_string()));
+    Table { kernels: col(&|k| k.name.clone()), releases, rows, notes, facts }
+}
+
+fn cell_text(c: &Cell) -> String {
+    match c.note {
+        Some(n) => format!("{} [{n}]", c.label),
+        None => c.label.to_string(),
+    }
+}
+
+/// The terminal table (`color` adds ANSI colours).
+pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
+    let t = table(m, order);
+    let mut out = String::new();
+    let total_cases = t.rows.len();
+    let _ = writeln!(out, "kharness matrix — {} kernel{}, {} case{}, {:.1} s wall", t.kernels.len(), if t.kernels.len() == 1 { "" } else { "s" }, total_cases, if total_cases == 1 { "" } else { "s" }, m.wall_ms as f64 / 1000.0);
+    let first_w = t.rows.iter().map(|(c, _)| c.len()).chain(t.facts.iter().map(|(l, _)| l.len())).max().unwrap_or(4).max(4);
+    let widths: Vec<usize> = (0..t.kernels.len())
+        .map(|i| {
+            let mut w = t.kernels[i].len().max(t.releases[i].len().min(24));
+            for (_, cells) in &t.rows {
+                w = w.max(cell_text(&cells[i]).len());
+            }
+            for (_, v) in &t.facts {
+                w = w.max(v[i].chars().count().min(24));
+            }
+            w
+        })
+        .collect();
+    let paint = |s: String, o: Option<Outcome>| -> String {
+        if !color {
+            return s;
+        }
+        let code = match o {
+            Some(Outcome::Pass) => "32",
+            Some(Outcome::Fail) => "1;31",
+            Some(Outcome::Skip) => "33",
+            Some(Outcome::Xfail) => "36",
+            None => "2",
+        };
+        format!("\x1b[{code}m{s}\x1b[0m")
+    };
+    let fit = |s: &str, w: usize| -> String {
+        if s.chars().count() > w {
+            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+            t.push('…');
+            t
+        } else {
+            format!("{s:<w$}")
+        }
+    };
+    let _ = write!(out, "{:<first_w$}", "case");
+    for (i, k) in t.kernels.iter().enumerate() {
+        let _ = write!(out, "  {}", fit(k, widths[i]));
+    }
+    out.push('\n');
+    let _ = write!(out, "{:<first_w$}", "");
+    for (i, r) in t.releases.iter().enumerate() {
+        let _ = write!(out, "  {}", fit(r, widths[i]));
+    }
+    out.push('\n');
+    for (case, cells) in &t.rows {
+        let _ = write!(out, "{case:<first_w$}");
+        for (i, c) in cells.iter().enumerate() {
+            let _ = write!(out, "  {}", paint(format!("{:<w$}", cell_text(c), w = widths[i]), c.outcome));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", "-".repeat(first_w + widths.iter().map(|w| w + 2).sum::<usize>()));
+    for (label, vals) in &t.facts {
+        let _ = write!(out, "{label:<first_w$}");
+        for (i, v) in vals.iter().enumerate() {
+            let _ = write!(out, "  {}", fit(v, widths[i]));
+        }
+        out.push('\n');
+    }
+    if !t.notes.is_empty() {
+        out.push('\n');
+        for (n, kernel, case, text) in &t.notes {
+            if case.starts_with('(') {
+                let _ = writeln!(out, "[{n}] {text}");
+            } else {
+                let _ = writeln!(out, "[{n}] {case} on {kernel}: {text}");
+            }
+        }
+    }
+    out.push_str("\nkernels:\n");
+    for k in &m.kernels {
+        let src = if k.source.is_empty() { k.description.as_str() } else { k.source.as_str() };
+        let _ = writeln!(out, "  {:<w$}  {src}", k.name, w = t.kernels.iter().map(|n| n.len()).max().unwrap_or(4));
+        for n in &k.notes {
+            let _ = writeln!(out, "  {:<w$}    {n}", "", w = t.kernels.iter().map(|n| n.len()).max().unwrap_or(4));
+        }
+    }
+    for k in &m.kernels {
+        if !k.console_tail.is_empty() {
+            let _ = writeln!(out, "\nconsole tail of {} ({}):", k.name, k.status.label());
+            for l in &k.console_tail {
+                let _ = writeln!(out, "  | {l}");
+            }
+        }
+    }
+    let mut totals = [0usize; 4];
+    for k in &m.kernels {
+        for r in &k.results {
+            totals[match r.report.outcome {
+                Outcome::Pass => 0,
+                Outcome::Fail => 1,
+                Outcome::Skip => 2,
+                Outcome::Xfail => 3,
+            }] += 1;
+        }
+    }
+    let not_done = m.kernels.iter().filter(|k| k.status != KernelStatus::Completed).count();
+    out.push('\n');
+    let _ = writeln!(out, "{} passed, {} failed, {} skipped", totals[0], totals[1], totals[2]);
+    let _ = writeln!(out, "{} xfailed; {} of {} kernels did not complete", totals[3], not_done, m.kernels.len());
+    out
+}
+
+/// Markdown: a table and the footnotes.
+pub fn markdown(m: &Matrix, order: &[String]) -> String {
+    let t = table(m, order);
+    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = String::new();
+    let _ = writeln!(out, "## kharness matrix\n");
+    let _ = write!(out, "| case |");
+    for (k, r) in t.kernels.iter().zip(&t.releases) {
+        let _ = write!(out, " {}<br>`{}` |", esc(k), esc(r));
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in &t.kernels {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (case, cells) in &t.rows {
+        let _ = write!(out, "| `{}` |", esc(case));
+        for c in cells {
+            let icon = match c.outcome {
+                Some(Outcome::Pass) => "✅ ",
+                Some(Outcome::Fail) => "❌ ",
+                Some(Outcome::Skip) => "⏭️ ",
+                Some(Outcome::Xfail) => "⚠️ ",
+                None => "",
+            };
+            let note = c.note.map(|n| format!(" [^{n}]")).unwrap_or_default();
+            let _ = write!(out, " {icon}{}{note} |", c.label);
+        }
+        out.push('\n');
+    }
+    for (label, vals) in &t.facts {
+        let _ = write!(out, "| *{}* |", esc(label));
+        for v in vals {
+            let _ = write!(out, " {} |", esc(v));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    for (n, kernel, case, text) in &t.notes {
+        if case.starts_with('(') {
+            let _ = writeln!(out, "[^{n}]: {}", esc(text));
+        } else {
+            let _ = writeln!(out, "[^{n}]: `{}` on {}: {}", esc(case), esc(kernel), esc(text));
+        }
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A self-contained HTML page (no external resources).
+pub fn html(m: &Matrix, order: &[String]) -> String {
+    let t = table(m, order);
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kharness matrix</title>\n<style>\n");
+    out.push_str(
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}\
+th,td{border:1px solid #ccc;padding:.3em .7em;text-align:left;white-space:nowrap}\
+th small{font-weight:normal;color:#666}td.case{font-family:monospace}\
+.pass{background:#dff5df}.fail{background:#f8d0d0;font-weight:bold}.skip{background:#fbf1cc}\
+.xfail{background:#d8ecf7}.none{color:#999}tr.fact td{background:#f4f4f4}\
+td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{background:#f4f4f4;padding:.5em}\n",
+    );
+    out.push_str("</style></head><body>\n");
+    let _ = writeln!(
+        out,
+        "<h1>kharness matrix</h1>\n<p>{} kernels, {} cases, {:.1} s wall, kharness {}</p>",
+        t.kernels.len(),
+        t.rows.len(),
+        m.wall_ms as f64 / 1000.0,
+        html_escape(&m.harness)
+    );
+    out.push_str("<table>\n<tr><th>case</th>");
+    for (k, r) in t.kernels.iter().zip(&t.releases) {
+        let _ = write!(out, "<th>{}<br><small>{}</small></th>", html_escape(k), html_escape(r));
+    }
+    out.push_str("</tr>\n");
+    for (case, cells) in &t.rows {
+        let _ = write!(out, "<tr><td class=\"case\">{}</td>", html_escape(case));
+        for c in cells {
+            let class = match c.outcome {
+                Some(Outcome::Pass) => "pass",
+                Some(Outcome::Fail) => "fail",
+                Some(Outcome::Skip) => "skip",
+                Some(Outcome::Xfail) => "xfail",
+                None => "none",
+            };
+            let title = c.reason.as_deref().map(|r| format!(" title=\"{}\"", html_escape(r))).unwrap_or_default();
+            let note = c.note.map(|n| format!(" <a href=\"#n{n}\">[{n}]</a>")).unwrap_or_default();
+            let _ = write!(out, "<td class=\"{class}\"{title}>{}{note}</td>", c.label);
+        }
+        out.push_str("</tr>\n");
+    }
+    for (label, vals) in &t.facts {
+        let _ = write!(out, "<tr class=\"fact\"><td>{}</td>", html_escape(label));
+        for v in vals {
+            let _ = write!(out, "<td>{}</td>", html_escape(v));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    if !t.notes.is_empty() {
+        out.push_str("<h2>Notes</h2>\n<ol class=\"notes\">\n");
+        for (n, kernel, case, text) in &t.notes {
+            let what = if case.starts_with('(') { String::new() } else { format!("<code>{}</code> on {}: ", html_escape(case), html_escape(kernel)) };
+            let _ = writeln!(out, "<li id=\"n{n}\" value=\"{n}\">{what}{}</li>", html_escape(text));
+        }
+        out.push_str("</ol>\n");
+    }
+    out.push_str("<h2>Kernels</h2>\n");
+    for k in &m.kernels {
+        let _ = writeln!(
+            out,
+            "<details><summary><b>{}</b> — {} — {}</summary><p>{}</p><ul>",
+            html_escape(&k.name),
+            html_escape(&k.source),
+            k.status.label(),
+            html_escape(&k.description)
+        );
+        for n in &k.notes {
+            let _ = writeln!(out, "<li>{}</li>", html_escape(n));
+        }
+        for md in &k.modules {
+            let _ = writeln!(out, "<li>module {}: {}{}</li>", html_escape(&md.name), html_escape(&md.state), md.detail.as_deref().map(|d| format!(" ({})", html_escape(d))).unwrap_or_default());
+        }
+        out.push_str("</ul>\n");
+        if !k.console_tail.is_empty() {
+            let _ = writeln!(out, "<pre>{}</pre>", html_escape(&k.console_tail.join("\n")));
+        }
+        out.push_str("</details>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// JUnit XML: one testsuite per kernel; a kernel that did not complete has
+/// a `boot` test case that fails with the reason.
+pub fn junit(m: &Matrix) -> String {
+    let mut report = Report::new("kharness matrix");
+    report.set_time(Duration::from_millis(m.wall_ms));
+    for k in &m.kernels {
+        let mut suite = TestSuite::new(k.name.clone());
+        if let Some(rel) = &k.release {
+            suite.add_property(quick_junit::Property::new("release", rel.clone()));
+        }
+        if let Some(info) = &k.kernel {
+            suite.add_property(quick_junit::Property::new("tcp_info_len", info.tcp_info_len.to_string()));
+        }
+        suite.add_property(quick_junit::Property::new("source", k.source.clone()));
+        if k.status != KernelStatus::Completed {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(k.problem.clone().unwrap_or_else(|| k.status.label().to_string()));
+            s.set_description(k.console_tail.join("\n"));
+            let mut tc = TestCase::new(format!("{}.kernel", k.name), s);
+            tc.set_classname(format!("kharness.{}", k.name));
+            suite.add_test_case(tc);
+        }
+        for r in &k.results {
+            let rep = &r.report;
+            let family = rep.case.split('.').next().unwrap_or("cases");
+            let status = match rep.outcome {
+                Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
+                Outcome::Skip => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(k.reason_of(rep).unwrap_or_default());
+                    s
+                }
+                Outcome::Fail => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(rep.reason.clone().unwrap_or_default());
+                    s.set_description(rep.mismatches.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"));
+                    s
+                }
+            };
+            let mut tc = TestCase::new(rep.case.clone(), status);
+            tc.set_classname(format!("kharness.{}.{family}", k.name));
+            tc.set_time(Duration::from_millis(rep.duration_ms));
+            tc.set_assertions(rep.checks);
+            if rep.outcome == Outcome::Xfail {
+                tc.set_system_out(format!("XFAIL: {}", rep.reason.clone().unwrap_or_default()));
+            }
+            suite.add_test_case(tc);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::results::tests::sample;
+
+    #[test]
+    fn renders_every_format() {
+        let m = sample();
+        let order = vec!["tcp.fill".to_string(), "tcp.info_diag".to_string(), "sctp.basic".to_string()];
+        let t = text(&m, &order, false);
+        assert!(t.contains("tcp.fill"), "{t}");
+        let row = t.lines().find(|l| l.starts_with("sctp.basic")).unwrap();
+        assert!(row.contains("—") && row.contains("skip [") && row.contains("—"), "{row}");
+        assert!(t.contains("kernel lacks SCTP (module sctp missing: not in package)"), "{t}");
+        assert!(t.contains("1 passed, 1 failed, 1 skipped"), "{t}");
+        assert!(t.contains("5.10: kernel `") || t.contains("5.10: cannot fetch"), "{t}");
+        let md = markdown(&m, &order);
+        assert!(md.contains("| `tcp.fill` |") && md.contains("[^1]:"), "{md}");
+        let h = html(&m, &order);
+        assert!(h.contains("title=\"kernel lacks SCTP") && h.contains("class=\"fail\"") && !h.contains("<script src") && !h.contains("href=\"http"));
+        let j = junit(&m);
+        assert_eq!(j.matches("<testsuite ").count(), 3, "{j}");
+        assert!(j.contains("kharness.6.1.tcp") && j.contains("<skipped") && j.contains("5.10.kernel"), "{j}");
+    }
+}
