@@ -20,7 +20,8 @@
 //! is created directly in its target namespace (`IFLA_NET_NS_FD` on the
 //! peer), so a pair costs one request plus one `up` per end.
 //! Interface indexes are chosen by the builder (each namespace is fresh, so
-//! `lo` is 1 and the builder counts up from 2), which saves a lookup per link.
+//! `lo` is 1 and the builder counts up from 2 across the whole topology, so
+//! no two ends of a pair share an index), which saves a lookup per link.
 //!
 //! Addresses are refused unless they lie in 198.18.0.0/15 or 2001:db8::/32:
 //! the harness never configures any other address.
@@ -349,16 +350,20 @@ impl TopologyBuilder {
         for (ns, key, value) in &self.sysctls {
             namespaces[ns].sysctl_write(key, value).map_err(TopologyError::Sysctl)?;
         }
-        let mut next: BTreeMap<String, u32> = self.namespaces.iter().map(|n| (n.clone(), 2)).collect();
+        // One counter for the whole topology, so the two ends of a pair never
+        // share an index. linkwatch_urgent_event() treats a device whose
+        // ifindex equals its iflink (for veth: the peer's ifindex) as
+        // non-urgent, and non-urgent link events are batched at most once a
+        // second (linkwatch_schedule_work): a pair numbered 2 <-> 2 can take
+        // a second to pass its first packet.
+        let mut counter = 2u32;
         let mut ifindex = BTreeMap::new();
         for n in &self.namespaces {
             ifindex.insert((n.clone(), "lo".to_string()), 1);
         }
         for v in &self.veths {
-            let ia = next[&v.a.0];
-            *next.get_mut(&v.a.0).unwrap() += 1;
-            let ib = next[&v.b.0];
-            *next.get_mut(&v.b.0).unwrap() += 1;
+            let (ia, ib) = (counter, counter + 1);
+            counter += 2;
             veth_add(&namespaces[&v.a.0], &v.a.1, ia, &namespaces[&v.b.0], &v.b.1, ib).map_err(|e| {
                 TopologyError::Netlink {
                     what: format!("ip -n {} link add {} type veth peer name {} netns {}", v.a.0, v.a.1, v.b.1, v.b.0),

@@ -32,9 +32,6 @@ const UID_OUT: u32 = 3001;
 const DST: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
 /// Discard port.
 const PORT: u16 = 9;
-/// Client interfaces: veth0 towards `a`, veth1 towards `b`.
-const VIA_A: u32 = 2;
-const VIA_B: u32 = 3;
 
 /// rule.uid_range
 pub static UID_RANGE: CaseDef = CaseDef {
@@ -219,13 +216,15 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         .build()?;
     let (c, a, bns) = (topo.ns("client"), topo.ns("a"), topo.ns("b"));
     let (a_if, b_if) = (topo.ifindex("a", "veth0"), topo.ifindex("b", "veth0"));
+    // The client's links: veth0 towards a (the default), veth1 towards b.
+    let (via_a, via_b) = (topo.ifindex("client", "veth0"), topo.ifindex("client", "veth1"));
 
     let gw_a = Ipv4Addr::new(198, 18, 1, 2);
     let gw_b = Ipv4Addr::new(198, 18, 2, 2);
-    neigh_add(c, VIA_A, IpAddr::V4(gw_a), NUD_PERMANENT, Some(&mac_of(a, a_if)?), NLM_F_CREATE | NLM_F_EXCL)?;
-    neigh_add(c, VIA_B, IpAddr::V4(gw_b), NUD_PERMANENT, Some(&mac_of(bns, b_if)?), NLM_F_CREATE | NLM_F_EXCL)?;
-    add_route(c, gw_a, VIA_A, RouteHeader::RT_TABLE_MAIN as u32)?;
-    add_route(c, gw_b, VIA_B, TABLE)?;
+    neigh_add(c, via_a, IpAddr::V4(gw_a), NUD_PERMANENT, Some(&mac_of(a, a_if)?), NLM_F_CREATE | NLM_F_EXCL)?;
+    neigh_add(c, via_b, IpAddr::V4(gw_b), NUD_PERMANENT, Some(&mac_of(bns, b_if)?), NLM_F_CREATE | NLM_F_EXCL)?;
+    add_route(c, gw_a, via_a, RouteHeader::RT_TABLE_MAIN as u32)?;
+    add_route(c, gw_b, via_b, TABLE)?;
 
     let mut rule = RuleMessage::default();
     rule.header.family = AddressFamily::Inet;
@@ -270,7 +269,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.check_eq("rule.table", TABLE, json!(table), "FRA_TABLE as given");
 
     let src = "fib_rule_match(): flowi_uid inside FRA_UID_RANGE selects table 100";
-    for (uid, oif, tbl) in [(UID_IN, VIA_B, TABLE), (UID_OUT, VIA_A, 254), (0, VIA_A, 254)] {
+    for (uid, oif, tbl) in [(UID_IN, via_b, TABLE), (UID_OUT, via_a, 254), (0, via_a, 254)] {
         let (o, t) = route_get(c, uid, true)?;
         ctx.check_eq(format!("route_get.uid{uid}.oif"), oif, json!(o), src);
         ctx.check_eq(
@@ -292,7 +291,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
     // Counters: client veth0/veth1 tx, a/b veth0 rx.
     let snap = || -> Result<[u64; 4], CaseError> {
-        Ok([packets(c, VIA_A)?.1, packets(c, VIA_B)?.1, packets(a, a_if)?.0, packets(bns, b_if)?.0])
+        Ok([packets(c, via_a)?.1, packets(c, via_b)?.1, packets(a, a_if)?.0, packets(bns, b_if)?.0])
     };
     let before = snap()?;
     let mut expect = [0u64; 4];
