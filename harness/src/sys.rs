@@ -334,3 +334,29 @@ pub fn link_addr(ifindex: i32, protocol: u16, mac: [u8; 6]) -> nix::sys::socket:
     unsafe { nix::sys::socket::LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(len)) }
         .expect("a sockaddr_ll with AF_PACKET is a LinkAddr")
 }
+
+// ---- process lifetime ----
+
+/// Makes a child started from `cmd` die (SIGKILL) when the thread that
+/// spawns it dies, runner killed with SIGKILL included
+/// (`PR_SET_PDEATHSIG`). If the parent is already gone by the time the child
+/// runs, the exec fails instead. Use it for every long-lived helper process
+/// (QEMU, a nested kharness) that the process-group kill does not reach.
+pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec; it calls
+    // only prctl(2) and getppid(2), both async-signal-safe, touches no lock
+    // and allocates nothing on success (an error allocates only to fail).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    }
+}

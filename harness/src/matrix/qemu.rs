@@ -63,7 +63,9 @@ pub fn probe(qemu: &Path, accel: Accel, dir: &Path, timeout: Duration) -> Result
     }
     let img = dir.join("kvm-probe.img");
     std::fs::write(&img, probe_image()).map_err(|e| e.to_string())?;
-    let mut child = Command::new(qemu)
+    let mut cmd = Command::new(qemu);
+    crate::sys::die_with_parent(&mut cmd);
+    let mut child = cmd
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-accel", accel.name(), "-cpu", "max", "-m", "32"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-drive")
@@ -163,6 +165,8 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
     cmd.arg("-serial").arg(format!("file:{}", spec.console.display()));
     cmd.arg("-serial").arg(format!("file:{}", spec.results.display()));
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    // A killed `kharness matrix` must not leave a guest running.
+    crate::sys::die_with_parent(&mut cmd);
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", spec.qemu.display()))?;
     let stderr = child.stderr.take();

@@ -413,6 +413,7 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     let mut cmd = Command::new(&opts.host_exe);
     cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()]).args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    crate::sys::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return run.fail(KernelStatus::Unavailable, format!("cannot start {}: {e}", opts.host_exe.display())),
