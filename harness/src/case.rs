@@ -133,6 +133,14 @@ pub struct CaseReport {
     /// Free-form notes from the case (what it saw that is not a check).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Which repetition of the run this result belongs to (1-based;
+    /// `kharness run --repeat N` runs the catalog N times).
+    #[serde(default = "first_repetition")]
+    pub repetition: usize,
+}
+
+fn first_repetition() -> usize {
+    1
 }
 
 /// Everything a running case gets and records.
@@ -255,6 +263,7 @@ impl Ctx {
             mismatches,
             checks,
             notes: self.notes,
+            repetition: 1,
         }
     }
 }

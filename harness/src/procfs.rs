@@ -42,14 +42,15 @@ impl Mib {
     }
 
     /// `after - self` for every key present in both, skipping zeros.
-    /// Gauges such as `Tcp.CurrEstab` can go down, so deltas are signed.
+    /// Gauges such as `Tcp.CurrEstab` can go down, so deltas are signed; a
+    /// difference beyond `i64` saturates.
     pub fn delta(&self, after: &Mib) -> BTreeMap<String, i64> {
         after
             .0
             .iter()
             .filter_map(|(k, v)| {
                 let before = self.0.get(k).copied().unwrap_or(0);
-                let d = v - before;
+                let d = v.saturating_sub(before);
                 (d != 0).then(|| (k.clone(), d))
             })
             .collect()
@@ -202,6 +203,16 @@ mod tests {
         let d = a.delta(&b);
         assert_eq!(d.len(), 1);
         assert_eq!(d["Tcp.OutRsts"], 1);
+    }
+
+    #[test]
+    fn delta_of_extreme_values_does_not_overflow() {
+        // Reproduced by fuzz/fuzz_targets/procfs_paired.rs: `after - before`
+        // overflowed (a panic in debug builds) for values far apart.
+        let a = parse_paired("Tcp: CurrEstab\nTcp: -9223372036854775808\n").unwrap();
+        let b = parse_paired("Tcp: CurrEstab\nTcp: 1\n").unwrap();
+        assert_eq!(a.delta(&b)["Tcp.CurrEstab"], i64::MAX);
+        assert_eq!(b.delta(&a)["Tcp.CurrEstab"], i64::MIN);
     }
 
     #[test]

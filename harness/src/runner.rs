@@ -10,18 +10,22 @@
 //! Up to `jobs` children run at once. Results come back as one JSON line on
 //! the child's stdout; whatever the child wrote to stderr is kept (its tail)
 //! for the failure report when the child dies without a result.
+//!
+//! With `repeat` N > 1 the whole selection runs N times (repetition 1 of
+//! every instance, then repetition 2, …, the `jobs` slots kept full across
+//! the boundaries); each result carries its repetition, and a per-instance
+//! summary (outcome counts, duration spread) closes the run.
 
-use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::case::{CaseDef, CaseReport, Ctx, Outcome};
-use crate::event::{Event, RunHeader, Summary};
+use crate::event::{CaseSummary, Event, RunHeader, Spread, Summary};
 use crate::kernel::KernelInfo;
 
 /// One case instance to run.
@@ -80,9 +84,12 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// Multiplies every case's timeout (slow machines, emulated kernels).
     pub timeout_scale: f64,
+    /// How many times the selection runs (≥ 1).
+    pub repeat: usize,
 }
 
-/// Runs every instance and streams events to `sink`; returns the summary.
+/// Runs every instance (`opts.repeat` times) and streams events to `sink`;
+/// returns the summary.
 pub fn run(
     kernel: KernelInfo,
     instances: Vec<Instance>,
@@ -90,38 +97,58 @@ pub fn run(
     sink: &mut dyn FnMut(&Event),
 ) -> Summary {
     let started = Instant::now();
-    let jobs = opts.jobs.max(1).min(instances.len().max(1));
+    let repeat = opts.repeat.max(1);
+    let total = instances.len() * repeat;
+    let jobs = opts.jobs.max(1).min(total.max(1));
     sink(&Event::RunStarted(RunHeader {
         schema: 1,
         kernel,
         cases: instances.len(),
         jobs,
         harness: env!("CARGO_PKG_VERSION").to_string(),
+        repeat,
     }));
-    let queue = Arc::new(Mutex::new(instances.into_iter().collect::<VecDeque<_>>()));
-    let (tx, rx) = mpsc::channel::<Event>();
+    // Per instance, in catalog order: its tally and its durations.
+    let mut tallies: Vec<(CaseSummary, Vec<u64>)> =
+        if repeat > 1 { instances.iter().map(|i| (CaseSummary::new(&i.name), Vec::new())).collect() } else { Vec::new() };
+    // The work is numbered, not queued: item k is instance k % n of
+    // repetition k / n + 1 (a long --repeat holds no list of it).
+    let next = AtomicUsize::new(0);
+    let (instances, next) = (&instances, &next);
+    let (tx, rx) = mpsc::channel::<(usize, Event)>();
     let mut summary = Summary::default();
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            let queue = Arc::clone(&queue);
             let tx = tx.clone();
             s.spawn(move || loop {
-                let Some(inst) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= total {
                     break;
-                };
-                let _ = tx.send(Event::CaseStarted { case: inst.name.clone() });
-                let report = run_child(&inst, opts);
-                let _ = tx.send(Event::CaseFinished(report));
+                }
+                let (rep, i) = (k / instances.len() + 1, k % instances.len());
+                let inst = &instances[i];
+                let _ = tx.send((i, Event::CaseStarted { case: inst.name.clone() }));
+                let mut report = run_child(inst, opts);
+                report.repetition = rep;
+                let _ = tx.send((i, Event::CaseFinished(report)));
             });
         }
         drop(tx);
-        for ev in rx {
+        for (i, ev) in rx {
             if let Event::CaseFinished(r) = &ev {
                 summary.add(r.outcome);
+                if let Some((tally, durations)) = tallies.get_mut(i) {
+                    tally.count(r);
+                    durations.push(r.duration_ms);
+                }
             }
             sink(&ev);
         }
     });
+    for (mut tally, durations) in tallies {
+        tally.duration_ms = Spread::of(&durations);
+        sink(&Event::CaseSummary(tally));
+    }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     sink(&Event::RunFinished(summary));
     summary
@@ -158,6 +185,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
             mismatches: vec![],
             checks: 0,
             notes: vec![],
+            repetition: 1,
         }
     };
     let mut child = match cmd.spawn() {
@@ -228,11 +256,34 @@ pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>) -> C
         Some(v) => format!("{}[{}]", def.id, v),
         None => def.id.to_string(),
     };
+    let scratch = private_tmp();
     let kernel = KernelInfo::probe();
     let mut ctx = Ctx::new(kernel, variant);
+    if let Err(e) = scratch {
+        ctx.note(format!("scratch files go to the shared {}: {e}", std::env::temp_dir().display()));
+    }
     let start = Instant::now();
     let result = (def.run)(&mut ctx);
     ctx.finish(name, result, start.elapsed())
+}
+
+/// Gives this process (and the threads and processes it starts from now on)
+/// a mount namespace of its own with an empty tmpfs on the temp directory,
+/// so whatever a case puts there (pathname sockets, scratch files) vanishes
+/// with the case process, even when it is SIGKILLed before its cleanup.
+/// Must run before the case starts threads: `unshare` applies to the
+/// calling thread.
+fn private_tmp() -> Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    let tmp = std::env::temp_dir();
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    // Private first: a mount under a shared / would propagate to the host.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| format!("making / private: {e}"))?;
+    mount(Some("tmpfs"), &tmp, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=64m"))
+        .map_err(|e| format!("mount tmpfs on {}: {e}", tmp.display()))?;
+    Ok(())
 }
 
 /// Default timeout for cases that do not need more.

@@ -274,7 +274,7 @@ pub(crate) fn neigh_del(ns: &NetNs, ifindex: u32, dst: IpAddr) -> Result<(), NlE
 /// frames. Hand-written because the harness's request loop only collects
 /// answers to its own sequence numbers and multicast notifications carry
 /// none; `netlink-packet-core` 0.9 parses one message at a time.
-pub(crate) fn frames(buf: &[u8]) -> Vec<(NetlinkHeader, Vec<u8>)> {
+pub fn frames(buf: &[u8]) -> Vec<(NetlinkHeader, Vec<u8>)> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 16 <= buf.len() {

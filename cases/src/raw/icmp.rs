@@ -36,18 +36,31 @@ pub(crate) fn echo_request(id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
 
 /// What a raw ICMP socket returned: the IPv4 header is always included.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IcmpSeen {
+pub struct IcmpSeen {
+    /// IPv4 source address.
     pub src: [u8; 4],
+    /// ICMP type.
     pub ty: u8,
+    /// ICMP code.
     pub code: u8,
+    /// Echo identifier.
     pub id: u16,
+    /// Echo sequence number.
     pub seq: u16,
+    /// Bytes after the 8-byte ICMP header.
     pub payload: Vec<u8>,
+    /// The ICMP checksum verifies.
     pub checksum_ok: bool,
 }
 
-pub(crate) fn parse_icmp(b: &[u8]) -> Option<IcmpSeen> {
+/// Decodes what a raw `IPPROTO_ICMP` socket returned (IPv4 header, then
+/// ICMP); `None` when it is too short to hold both, or when the header length
+/// is below the 20 bytes of an IPv4 header.
+pub fn parse_icmp(b: &[u8]) -> Option<IcmpSeen> {
     let ihl = usize::from(b.first()? & 0x0f) * 4;
+    if ihl < 20 {
+        return None;
+    }
     let icmp = b.get(ihl..)?;
     if icmp.len() < 8 {
         return None;
@@ -248,5 +261,27 @@ fn describe(m: &IcmpSeen) -> String {
     match (m.ty, m.code) {
         (0, 0) => "echo reply".into(),
         (t, c) => format!("type {t} code {c}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_reply_and_rejects_short_headers() {
+        let mut pkt = vec![0x45, 0, 0, 84, 0, 0, 0x40, 0, 64, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        pkt.extend(echo_request(0x4242, 7, &PAYLOAD));
+        let p = parse_icmp(&pkt).unwrap();
+        assert_eq!((p.src, p.ty, p.id, p.seq, p.payload.len()), ([127, 0, 0, 1], ICMP_ECHO_REQUEST, 0x4242, 7, 56));
+        assert!(p.checksum_ok);
+        // Found by fuzz/fuzz_targets/icmp.rs: an IHL below 5 left the source
+        // address (bytes 12..16) outside an 8-byte buffer, and indexing panicked.
+        assert_eq!(parse_icmp(&[0, 0, 0, 0, 1, 0, 0, 0]), None);
+        assert_eq!(parse_icmp(&[0x41; 12]), None);
+        for n in 0..40 {
+            let junk: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(53) | 0x40).collect();
+            let _ = parse_icmp(&junk);
+        }
     }
 }

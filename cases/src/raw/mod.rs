@@ -46,7 +46,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use nix::sys::socket::{self, SockaddrIn};
 
 pub mod bench;
-mod icmp;
+pub mod icmp;
 mod msgflags;
 mod packet;
 mod procfs;

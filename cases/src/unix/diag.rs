@@ -63,7 +63,7 @@ impl NetlinkSerializable for UnixDiagRequest {
 
 /// One socket of a `UNIX_DIAG` dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UnixDiagMsg {
+pub struct UnixDiagMsg {
     /// `udiag_type` (`SOCK_STREAM` 1, `SOCK_DGRAM` 2, `SOCK_SEQPACKET` 5).
     pub ty: u8,
     /// `udiag_state` (`TCP_ESTABLISHED` 1, `TCP_CLOSE` 7, `TCP_LISTEN` 10).
@@ -89,7 +89,7 @@ impl UnixDiagMsg {
     /// with every NUL shown as `@`; a pathname up to its terminating NUL,
     /// which `UNIX_DIAG_NAME` includes (unix_mkname_bsd() counts it in the
     /// address length) and /proc/net/unix leaves out.
-    pub(crate) fn display_name(&self) -> Option<String> {
+    pub fn display_name(&self) -> Option<String> {
         self.name.as_ref().map(|n| match n.first() {
             Some(0) => n.iter().map(|&b| if b == 0 { '@' } else { b as char }).collect(),
             _ => {
@@ -102,7 +102,7 @@ impl UnixDiagMsg {
 
 /// A reply that does not decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UnixDiagDecodeError(String);
+pub struct UnixDiagDecodeError(String);
 
 impl fmt::Display for UnixDiagDecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,7 +113,7 @@ impl fmt::Display for UnixDiagDecodeError {
 impl std::error::Error for UnixDiagDecodeError {}
 
 /// Decodes the payload of one `SOCK_DIAG_BY_FAMILY` reply for AF_UNIX.
-pub(crate) fn parse_unix_diag_msg(p: &[u8]) -> Result<UnixDiagMsg, UnixDiagDecodeError> {
+pub fn parse_unix_diag_msg(p: &[u8]) -> Result<UnixDiagMsg, UnixDiagDecodeError> {
     if p.len() < 16 {
         return Err(UnixDiagDecodeError(format!("{} bytes, need 16", p.len())));
     }

@@ -28,8 +28,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use kharness::{CaseDef, CaseError, Ctx};
 use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr};
 
-pub(crate) mod diag;
-pub(crate) mod procnet;
+pub mod diag;
+pub mod procnet;
 
 mod creds;
 mod epipe;

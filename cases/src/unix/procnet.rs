@@ -25,7 +25,7 @@ use super::diag::{self, UnixDiagMsg};
 
 /// One line of /proc/net/unix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProcUnix {
+pub struct ProcUnix {
     /// `RefCount` (`sk_refcnt`).
     pub refcount: u32,
     /// `Flags` (`__SO_ACCEPTCON` = 0x10000 when listening).
@@ -41,7 +41,7 @@ pub(crate) struct ProcUnix {
 }
 
 /// Parses /proc/net/unix; lines that do not parse are skipped.
-pub(crate) fn parse_proc_net_unix(text: &str) -> Vec<ProcUnix> {
+pub fn parse_proc_net_unix(text: &str) -> Vec<ProcUnix> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let mut rest = line.trim_start();
@@ -68,7 +68,7 @@ pub(crate) fn parse_proc_net_unix(text: &str) -> Vec<ProcUnix> {
 }
 
 /// `sockets: used N` from sockstat.
-pub(crate) fn parse_sockets_used(text: &str) -> Option<i64> {
+pub fn parse_sockets_used(text: &str) -> Option<i64> {
     text.lines().find_map(|l| l.strip_prefix("sockets: used ")).and_then(|v| v.trim().parse().ok())
 }
 

@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use kharness::event::Event;
 use kharness::report::{human::Human, json::Json, junit::Junit, tap::Tap, Reporter};
 use kharness::runner::{self, RunOptions};
@@ -57,6 +57,7 @@ const AFTER: &str = "Examples:
   kharness run                     run every case on the running kernel
   kharness run 'tcp.*' --format json
   kharness run tcp.fill --verbose  one case, every observed figure printed
+  kharness run --repeat 50         every case 50 times: pass counts, duration spread
   kharness list                    what there is
   kharness explain tcp.fill        what a case drives, observes and predicts
 
@@ -103,6 +104,10 @@ enum Cmd {
         /// Multiply every case's timeout (for slow or emulated machines).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
         timeout_scale: f64,
+        /// Run the selection N times (flake hunting); ends with each case's
+        /// pass count and duration spread. Exit 1 if any repetition failed.
+        #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1)]
+        repeat: i64,
     },
     /// List cases (all, or those matching FILTERs).
     List {
@@ -144,6 +149,9 @@ others still run), 69 a kernel could not be fetched or booted.")]
         #[arg(long)]
         runner: bool,
     },
+    /// (internal) Remove a matrix run's scratch paths if it is killed (reads them on stdin).
+    #[command(name = "__cleanup", hide = true)]
+    Cleanup,
     /// (internal) Run one case in this process and print its JSON result.
     #[command(name = "__case", hide = true)]
     Case {
@@ -158,7 +166,14 @@ fn main() {
         // The guest's /init in a matrix VM (whatever the kernel passed as arguments).
         kharness::matrix::guest::pid1();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version: exit 0
+        Err(e) => {
+            eprintln!("kharness: {}", clap_error_line(&e));
+            process::exit(ExitCode::Usage as i32);
+        }
+    };
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -171,6 +186,23 @@ fn main() {
         }
     };
     process::exit(code as i32);
+}
+
+/// A clap error as one line: what was wrong (with the possible values, if
+/// clap lists them) and where the usage is.
+fn clap_error_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    let sub = std::env::args().skip(1).find(|a| !a.starts_with('-')).filter(|a| Cli::command().find_subcommand(a).is_some());
+    let help = match sub {
+        Some(s) => format!("kharness {s} --help"),
+        None => "kharness --help".to_string(),
+    };
+    format!("{}; `{help}` shows the usage", said.join(" "))
 }
 
 fn catalog() -> Vec<&'static CaseDef> {
@@ -191,8 +223,9 @@ fn find_case(id: &str) -> Result<&'static CaseDef, CliError> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Cmd::Run { filters, jobs, format, junit, verbose, timeout_scale } => {
+        Cmd::Run { filters, jobs, format, junit, verbose, timeout_scale, repeat } => {
             let jobs = validate_jobs(jobs)?;
+            let repeat = validate_repeat(repeat)?;
             if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
                 return Err(CliError::Usage(format!(
                     "--timeout-scale {timeout_scale} must be a number in (0, 1000]"
@@ -219,7 +252,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             let progress = format == Format::Human && !color && std::io::stderr().is_terminal();
             let mut write_errors = Vec::new();
-            let opts = RunOptions { jobs, exe, timeout_scale };
+            let opts = RunOptions { jobs, exe, timeout_scale, repeat };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
                 if progress {
                     if let Event::CaseStarted { case } = ev {
@@ -271,6 +304,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Cmd::Matrix(args) => matrix::matrix(*args),
         Cmd::Report { command } => matrix::report(command),
         Cmd::Init { runner } => matrix::init(runner),
+        Cmd::Cleanup => process::exit(kharness::matrix::cleanup::serve(std::io::stdin().lock())),
         Cmd::Case { id, variant } => {
             let def = find_case(&id)?;
             let variant: Option<&'static str> = match variant {
@@ -308,6 +342,18 @@ fn validate_jobs(jobs: Option<i64>) -> Result<usize, CliError> {
     }
 }
 
+/// Most repetitions one run takes (hours of the catalog; the per-case
+/// duration lists stay a few MB).
+const MAX_REPEAT: i64 = 10_000;
+
+fn validate_repeat(repeat: i64) -> Result<usize, CliError> {
+    if (1..=MAX_REPEAT).contains(&repeat) {
+        Ok(repeat as usize)
+    } else {
+        Err(CliError::Usage(format!("--repeat {repeat} is out of range; give a number of runs from 1 to {MAX_REPEAT}")))
+    }
+}
+
 fn select_nonempty(filters: &[String]) -> Result<Vec<runner::Instance>, CliError> {
     if let Some(f) = filters.iter().find(|f| f.trim().is_empty()) {
         return Err(CliError::Usage(format!(
@@ -335,6 +381,13 @@ fn check_writable(path: &Path) -> Result<(), CliError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if parent.exists() && !parent.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--junit {}: {} is not a directory; give a file path in a directory",
+            path.display(),
+            parent.display()
+        )));
+    }
     if !parent.is_dir() {
         return Err(CliError::Usage(format!(
             "--junit {}: directory {} does not exist; create it first",

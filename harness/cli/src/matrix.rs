@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use kharness::matrix::cleanup::Cleanup;
 use kharness::matrix::config::{parse_shard, shard};
 use kharness::matrix::initramfs::is_static;
 use kharness::matrix::qemu::Accel;
@@ -91,7 +92,7 @@ pub struct MatrixArgs {
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     vm_timeout: u64,
     /// Case timeout multiplier in guests (default: 10 under TCG, 3 under KVM).
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
     timeout_scale: Option<f64>,
     /// Guest memory in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 640)]
@@ -136,7 +137,23 @@ fn catalog_order() -> Vec<String> {
 }
 
 fn load_list(path: Option<&Path>) -> Result<(MatrixConfig, String), CliError> {
-    let usage = |e: kharness::matrix::config::ConfigError| CliError::Usage(e.to_string());
+    use kharness::matrix::config::ConfigError;
+    // One line each, saying what to do: the TOML parser's message spans
+    // several (a snippet with a caret); keep its first and last.
+    let usage = |e: ConfigError| {
+        CliError::Usage(match &e {
+            ConfigError::Read { .. } => format!("{e}; give the path of a kernel list file (like fixtures/kernels.toml)"),
+            ConfigError::Parse { path, message } => {
+                let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | ")).collect();
+                let text = match (lines.first(), lines.last()) {
+                    (Some(a), Some(b)) if lines.len() > 1 => format!("{a}: {b}"),
+                    _ => lines.join(" "),
+                };
+                format!("kernel list {} is not valid: {text}; fixtures/kernels.toml shows the format", path.display())
+            }
+            ConfigError::Invalid { .. } => e.to_string(),
+        })
+    };
     match path {
         Some(p) => Ok((MatrixConfig::load(p).map_err(usage)?, p.display().to_string())),
         None => {
@@ -160,7 +177,10 @@ fn find_init_binary(given: Option<&Path>) -> Result<PathBuf, CliError> {
                 "--init-binary {}: linked dynamically; the guest needs a static binary: {BUILD_STATIC} (or ci/build-static.sh)",
                 p.display()
             ))),
-            Err(e) => Err(CliError::Usage(format!("--init-binary {}: {e}", p.display()))),
+            Err(e) => Err(CliError::Usage(format!(
+                "--init-binary {}: not a 64-bit ELF executable ({e}); give a static kharness (ci/build-static.sh builds one)",
+                p.display()
+            ))),
         };
     }
     if let Some(e) = &exe {
@@ -240,14 +260,29 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::Usage(format!("--timeout-scale {s} must be a number in (0, 1000]")));
         }
     }
-    if args.vm_timeout == 0 || args.memory < 128 {
-        return Err(CliError::Usage("--vm-timeout must be > 0 and --memory at least 128 MiB".into()));
+    if args.vm_timeout == 0 {
+        return Err(CliError::Usage("--vm-timeout 0: give a number of seconds above 0".into()));
+    }
+    if args.memory < 128 {
+        return Err(CliError::Usage(format!("--memory {}: give at least 128 (MiB)", args.memory)));
     }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    if args.parallel == Some(0) || args.jobs == Some(0) {
-        return Err(CliError::Usage("--parallel and --jobs take a number ≥ 1".into()));
+    for (flag, v) in [("--parallel", args.parallel), ("--jobs", args.jobs)] {
+        if v == Some(0) {
+            return Err(CliError::Usage(format!("{flag} 0: give a number ≥ 1")));
+        }
     }
     let shard_spec = args.shard.as_deref().map(parse_shard).transpose().map_err(CliError::Usage)?;
+    if let Some(image) = &args.kernel {
+        if !image.is_file() {
+            return Err(CliError::Usage(format!("--kernel {}: no such file; give a kernel image (arch/x86/boot/bzImage)", image.display())));
+        }
+    }
+    if let Some(m) = &args.modules {
+        if !m.is_dir() {
+            return Err(CliError::Usage(format!("--modules {}: not a directory; give lib/modules/VERSION (after make modules_install)", m.display())));
+        }
+    }
     let (config, list_name) = load_list(args.list.as_deref())?;
 
     // The kernels: the list (or some of it), or a kernel on disk.
@@ -317,11 +352,18 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         },
         host_jobs: args.jobs.unwrap_or(cpus),
     };
-    let mut m = kharness::matrix::run::run(&opts, &|ev| progress.event(ev));
+    // A run killed before its report is out leaves nothing in the cache
+    // but finished kernel entries; once the report is out, its logs stay.
+    let cleanup = std::sync::Arc::new(Cleanup::new(opts.host_exe.clone()));
+    let mut m = kharness::matrix::run::run_with(&opts, &cleanup, &|ev| progress.event(ev));
     progress.finish();
     m.kernels.extend(config_errors);
     m.shard = shard_spec;
-    write_outputs(&m, &args.out)?;
+    let written = write_outputs(&m, &args.out);
+    if let Ok(c) = std::sync::Arc::try_unwrap(cleanup) {
+        c.finish();
+    }
+    written?;
     Ok(to_exit(exit_code(&m)))
 }
 
@@ -333,7 +375,9 @@ pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
     }
     let mut parts = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            CliError::Usage(format!("cannot read {}: {e}; give files written by `kharness matrix --format json`", f.display()))
+        })?;
         let m: Matrix = serde_json::from_str(&text).map_err(|e| {
             CliError::Usage(format!("{}: not a matrix JSON file ({e}); give files written by `kharness matrix --format json`", f.display()))
         })?;

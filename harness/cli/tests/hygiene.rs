@@ -1,165 +1,105 @@
-//! Nothing leaks and the host is untouched: a run killed with SIGKILL leaves
-//! no process, namespace or link behind, and a full run leaves the host's
-//! links, addresses, routes, rules and net.* sysctls as they were.
+//! The host is untouched: the host namespace's links, addresses, routes of
+//! every table, rules, neighbours and every `net.*` sysctl are the same
+//! before and after a full `kharness run`, and before and after a full
+//! `kharness matrix` (every kernel of the list, QEMU guests and the host
+//! natively); and neither leaves a process, a network namespace, a mount, a
+//! link or a stray file behind. (Killed runs: tests/kill.rs.)
+//!
+//! The matrix part needs QEMU, a cached kernel and the static build; it
+//! skips saying so otherwise. Its cache is private: hard links to the
+//! user's cached kernels, so nothing is downloaded and the user's cache
+//! gains no run logs. It runs every kernel of the list with one case of
+//! each family (the host namespace sees only the host column's, and the
+//! full host run comes first); `KHARNESS_HYGIENE_FULL_MATRIX=1` runs the
+//! whole catalog on every kernel (ci/reliability.sh).
 //!
 //! One test function, so its steps never overlap with each other.
 
-use std::collections::BTreeSet;
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kharness");
-
-/// Every network namespace a process of ours (this binary) holds: as its
-/// own, a thread's, or through an open fd. A namespace can only outlive the
-/// processes that hold it through a mount, checked separately.
-fn netns_held_by_us() -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for pid in our_processes() {
-        let pid = std::path::PathBuf::from(format!("/proc/{pid}"));
-        for link in [pid.join("ns/net")] {
-            if let Ok(t) = std::fs::read_link(&link) {
-                out.insert(t.to_string_lossy().into_owned());
-            }
-        }
-        for sub in ["task", "fd"] {
-            if let Ok(rd) = std::fs::read_dir(pid.join(sub)) {
-                for e in rd.flatten() {
-                    let target = if sub == "task" { std::fs::read_link(e.path().join("ns/net")) } else { std::fs::read_link(e.path()) };
-                    if let Ok(t) = target {
-                        let t = t.to_string_lossy().into_owned();
-                        if t.starts_with("net:[") {
-                            out.insert(t);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Namespace mounts (`ip netns add` makes one; kharness never should).
-fn nsfs_mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" nsfs "))
-        .map(str::to_string)
-        .collect()
-}
-
-fn our_processes() -> Vec<u32> {
-    let mut v = Vec::new();
-    for p in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if pid == std::process::id() {
-            continue;
-        }
-        if let Ok(exe) = std::fs::read_link(p.path().join("exe")) {
-            if exe.to_string_lossy().trim_end_matches(" (deleted)") == BIN {
-                v.push(pid);
-            }
-        }
-    }
-    v
-}
-
-fn host_snapshot() -> String {
-    let mut s = String::new();
-    for args in [
-        vec!["-o", "link", "show"],
-        vec!["-o", "addr", "show"],
-        vec!["route", "show", "table", "all"],
-        vec!["-6", "route", "show", "table", "all"],
-        vec!["rule", "show"],
-        vec!["-6", "rule", "show"],
-        vec!["neigh", "show"],
-    ] {
-        if let Ok(o) = Command::new("ip").args(&args).output() {
-            // Link statistics and neighbour ages move on their own; keep names and states.
-            s.push_str(&format!("## ip {}\n{}", args.join(" "), String::from_utf8_lossy(&o.stdout)));
-        }
-    }
-    let mut sysctls = Vec::new();
-    walk("/proc/sys/net", &mut sysctls);
-    sysctls.sort();
-    for (k, v) in sysctls {
-        s.push_str(&format!("{k} = {v}\n"));
-    }
-    s
-}
-
-fn walk(dir: &str, out: &mut Vec<(String, String)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        let ps = p.to_string_lossy().into_owned();
-        // Counters that change by themselves, not settings.
-        if ps.contains("/neigh/") && ps.ends_with("base_reachable_time") {
-            continue;
-        }
-        if p.is_dir() {
-            walk(&ps, out);
-        } else if let Ok(v) = std::fs::read_to_string(&p) {
-            out.push((ps, v.trim().to_string()));
-        }
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::park_timeout(Duration::from_millis(5));
-    }
-}
+use common::*;
 
 #[test]
-fn sigkill_leaves_nothing_and_host_is_untouched() {
-    if !nix_is_root() {
-        eprintln!("hygiene: not root; the host snapshot needs root to be meaningful");
+fn full_run_and_full_matrix_leave_the_host_as_it_was() {
+    if !is_root() {
+        eprintln!("hygiene: skipped: not root; the host snapshot needs root to be meaningful");
         return;
     }
+    let tmp = scratch_dir("hygiene-tmp");
+    let base = Baseline::take(&[&tmp, Path::new("/dev/shm")]);
     let host_before = host_snapshot();
-    let mounts_before = nsfs_mounts();
 
-    // A full run, normally.
-    let st = Command::new(BIN).args(["run", "--format", "json"]).stdout(Stdio::null()).status().unwrap();
-    assert!(st.code() == Some(0) || st.code() == Some(1), "run exited {st:?}");
-    wait_for("processes of the full run to exit", Duration::from_secs(10), || our_processes().is_empty());
-    assert_eq!(nsfs_mounts(), mounts_before, "namespace mounts changed");
+    // A full run.
+    let t = Instant::now();
+    let st = Command::new(BIN).args(["run", "--format", "json"]).env("TMPDIR", &tmp).stdout(Stdio::null()).status().unwrap();
+    assert_eq!(st.code(), Some(0), "kharness run exited {st:?}");
+    wait_gone(Duration::from_secs(20)).expect("processes left by a full run");
+    let f = base.check(&|_, _| false);
+    assert!(f.leaks.is_empty(), "a full run left:\n  {}", f.leaks.join("\n  "));
+    if let Some(d) = diff(&host_before, &host_snapshot()) {
+        panic!("a full `kharness run` changed the host namespace:\n{d}");
+    }
+    eprintln!("hygiene: full run ({} ms): host namespace unchanged (links, addresses, routes, rules, neighbours, net.* sysctls), nothing left", t.elapsed().as_millis());
 
-    // Kill the runner at several moments of a run.
-    for delay_ms in [5u64, 40, 120, 300] {
-        let mut child = Command::new(BIN)
-            .args(["run", "tcp.*", "--format", "json"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(delay_ms) {
-            std::thread::park_timeout(Duration::from_millis(1));
+    // A full matrix.
+    let k = match cached_kernel() {
+        Ok(k) => k,
+        Err(why) => {
+            eprintln!("hygiene: matrix skipped: {why}");
+            let _ = std::fs::remove_dir_all(&tmp);
+            return;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        wait_for(&format!("case processes to die after SIGKILL at {delay_ms} ms"), Duration::from_secs(10), || our_processes().is_empty());
-        assert!(netns_held_by_us().is_empty());
-        assert_eq!(nsfs_mounts(), mounts_before, "namespace mounts changed after SIGKILL at {delay_ms} ms");
+    };
+    let cache = tmp.with_file_name(format!("kharness-test-hygiene-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let user_kernels = k.entry.parent().expect("kernels/");
+    link_tree(user_kernels, &cache.join("kernels")).expect("link the cached kernels");
+    let base = Baseline::take(&[&tmp, &cache, Path::new("/dev/shm")]);
+    let full = env_usize("KHARNESS_HYGIENE_FULL_MATRIX", 0) > 0;
+    let mut cases: Vec<&str> = Vec::new();
+    if !full {
+        for c in ["tcp.refused", "unix.abstract", "neigh.add_dump", "route.monitor", "rule.uid_range", "raw.rp_filter", "packet.tx_ring", "sctp.one_to_one", "sockopt.roundtrip", "procfs.socket_inode"] {
+            cases.extend(["--case", c]);
+        }
     }
-    let host_after = host_snapshot();
-    if host_before != host_after {
-        let b: BTreeSet<&str> = host_before.lines().collect();
-        let a: BTreeSet<&str> = host_after.lines().collect();
-        panic!(
-            "host changed:\n- {}\n+ {}",
-            b.difference(&a).cloned().collect::<Vec<_>>().join("\n- "),
-            a.difference(&b).cloned().collect::<Vec<_>>().join("\n+ ")
-        );
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .args(["matrix", "--format", "json"])
+        .args(&cases)
+        .arg("--init-binary")
+        .arg(&k.init)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no matrix report ({e}):\n{progress}"));
+    let mut lines = Vec::new();
+    for kr in m["kernels"].as_array().into_iter().flatten() {
+        let status = kr["status"].as_str().unwrap_or("?");
+        lines.push(format!("{} {status}", kr["name"].as_str().unwrap_or("?")));
+        // A kernel missing from the cache would be fetched: not here.
+        assert_ne!(status, "unavailable", "kernel {} is not cached: {}", kr["name"], kr["problem"]);
     }
-}
-
-fn nix_is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    assert_eq!(out.status.code(), Some(0), "kharness matrix: {}\n{progress}", lines.join(", "));
+    wait_gone(Duration::from_secs(20)).expect("processes left by a full matrix run (QEMU?)");
+    // The run's logs are all it adds to the cache.
+    let f = base.check(&|dir, rel| dir == cache.as_path() && rel.starts_with("runs"));
+    assert!(f.leaks.is_empty(), "a full matrix run left:\n  {}", f.leaks.join("\n  "));
+    if let Some(d) = diff(&host_before, &host_snapshot()) {
+        panic!("a full `kharness matrix` changed the host namespace:\n{d}");
+    }
+    eprintln!(
+        "hygiene: matrix of every kernel, {} ({} ms: {}): host namespace unchanged, nothing left but the run's logs",
+        if full { "whole catalog" } else { "a case of each family" },
+        t.elapsed().as_millis(),
+        lines.join(", ")
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -402,6 +402,11 @@ impl AptStore {
         ]
     }
 
+    /// apt's partial-download directories (recreated by [`configure`](Self::configure)).
+    pub fn partial_dirs(&self) -> [PathBuf; 2] {
+        [self.dir.join("lists/partial"), self.dir.join("cache/archives/partial")]
+    }
+
     /// Whether an index was fetched before for the current sources list.
     pub fn has_lists(&self) -> bool {
         if self.dir.join("lists/.stale").exists() {
@@ -414,7 +419,7 @@ impl AptStore {
 
     /// `apt-get update` on kharness's own lists.
     pub fn update(&self, uris: &[String]) -> Result<(), AptError> {
-        let out = Command::new("apt-get").args(self.opts()).arg("update").output().map_err(|e| match e.kind() {
+        let out = crate::sys::die_with_parent(Command::new("apt-get").args(self.opts()).arg("update")).output().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => AptError::NoApt,
             _ => AptError::Io(e),
         })?;
@@ -452,7 +457,7 @@ impl AptStore {
     }
 
     fn apt_cache(&self, args: &[&str]) -> Result<Vec<u8>, AptError> {
-        let out = Command::new("apt-cache").args(self.opts()).args(args).output().map_err(|e| match e.kind() {
+        let out = crate::sys::die_with_parent(Command::new("apt-cache").args(self.opts()).args(args)).output().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => AptError::NoApt,
             _ => AptError::Io(e),
         })?;
@@ -465,10 +470,10 @@ impl AptStore {
     /// `apt-get download name=version` into `dest`; returns the .deb path.
     pub fn download(&self, name: &str, version: &str, dest: &Path) -> Result<PathBuf, AptError> {
         let pin = format!("{name}={version}");
-        let out = Command::new("apt-get")
-            .args(self.opts())
-            .args(["download", &pin])
-            .current_dir(dest)
+        let mut cmd = Command::new("apt-get");
+        cmd.args(self.opts()).args(["download", &pin]).current_dir(dest);
+        // A killed matrix run must not leave a download going.
+        let out = crate::sys::die_with_parent(&mut cmd)
             .output()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => AptError::NoApt,

@@ -42,7 +42,26 @@ impl<W: Write> CpioWriter<W> {
 
     /// Writes one entry (`mode` includes the type bits).
     pub fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) -> io::Result<()> {
+        self.header(name, mode, rdev, data.len() as u64)?;
+        self.put(data)?;
+        self.pad()
+    }
+
+    /// A regular file of `len` bytes read from `data`, streamed: a large
+    /// file (the guest's /init) is never held in memory.
+    pub fn file_from(&mut self, name: &str, perm: u32, len: u64, data: &mut impl io::Read) -> io::Result<()> {
+        self.header(name, S_IFREG | perm, (0, 0), len)?;
+        let n = io::copy(&mut io::Read::take(data, len), &mut self.out)?;
+        self.written += n;
+        if n != len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name}: {n} of {len} bytes")));
+        }
+        self.pad()
+    }
+
+    fn header(&mut self, name: &str, mode: u32, rdev: (u32, u32), size: u64) -> io::Result<()> {
         let name = name.trim_start_matches('/');
+        let size = u32::try_from(size).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: too large for cpio")))?;
         let header = format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             self.ino,
@@ -51,7 +70,7 @@ impl<W: Write> CpioWriter<W> {
             0,
             if mode & S_IFDIR == S_IFDIR { 2 } else { 1 },
             0,
-            data.len(),
+            size,
             0,
             0,
             rdev.0,
@@ -63,8 +82,6 @@ impl<W: Write> CpioWriter<W> {
         self.put(header.as_bytes())?;
         self.put(name.as_bytes())?;
         self.put(&[0])?;
-        self.pad()?;
-        self.put(data)?;
         self.pad()
     }
 

@@ -75,8 +75,54 @@ pub fn parse_ar(bytes: &[u8]) -> Result<Vec<ArMember<'_>>, String> {
     Ok(out)
 }
 
+/// Finds the `data.tar.*` member of the ar archive `f` by reading its
+/// headers only (a kernel package is tens of MB: it is never read into
+/// memory whole), and leaves `f` at the member's first byte. Returns its
+/// name and size.
+fn find_data_member(f: &mut (impl Read + io::Seek)) -> Result<(String, u64), String> {
+    let len = f.seek(io::SeekFrom::End(0)).map_err(|e| e.to_string())?;
+    f.seek(io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 8];
+    if f.read_exact(&mut magic).is_err() || &magic != b"!<arch>\n" {
+        return Err("no `!<arch>` magic".into());
+    }
+    let mut pos = 8u64;
+    let mut members = 0;
+    loop {
+        // An odd-sized last member without its padding byte leaves `pos` one
+        // past the end.
+        let left = len.saturating_sub(pos);
+        if left <= 1 {
+            return Err("no data.tar member".into());
+        }
+        if left < 60 {
+            return Err(format!("truncated member header after {members} members"));
+        }
+        let mut h = [0u8; 60];
+        f.read_exact(&mut h).map_err(|e| e.to_string())?;
+        if &h[58..60] != b"`\n" {
+            return Err("bad member header magic".into());
+        }
+        let name = String::from_utf8_lossy(&h[..16]).trim_end().trim_end_matches('/').to_string();
+        let size: u64 = std::str::from_utf8(&h[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("member `{name}` has a bad size field"))?;
+        pos += 60;
+        if len - pos < size {
+            return Err(format!("member `{name}` is truncated ({} of {size} bytes)", len - pos));
+        }
+        if name.starts_with("data.tar") {
+            return Ok((name, size));
+        }
+        pos += size + (size & 1);
+        members += 1;
+        f.seek(io::SeekFrom::Start(pos.min(len))).map_err(|e| e.to_string())?;
+    }
+}
+
 /// A decompressing reader for `data.tar.*` by its member name.
-pub fn decompressor<'a>(name: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, String> {
+pub fn decompressor<'a>(name: &str, data: impl Read + 'a) -> Result<Box<dyn Read + 'a>, String> {
     Ok(match name.rsplit('.').next() {
         Some("xz") => Box::new(xz2::read::XzDecoder::new_multi_decoder(data)),
         Some("zst") => Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| e.to_string())?),
@@ -131,18 +177,14 @@ pub fn extract_kernel(deb: &Path, dest: &Path) -> Result<Extracted, DebError> {
         move |source| DebError::Io { path: path.clone(), source }
     };
     let corrupt = |message: String| DebError::Corrupt { path: deb.to_path_buf(), message };
-    let bytes = std::fs::read(deb).map_err(io_err(deb))?;
-    let members = parse_ar(&bytes).map_err(corrupt)?;
-    let data = members
-        .iter()
-        .find(|m| m.name.starts_with("data.tar"))
-        .ok_or_else(|| corrupt("no data.tar member".into()))?;
-    let reader = decompressor(&data.name, data.data).map_err(corrupt)?;
+    let mut file = std::fs::File::open(deb).map_err(io_err(deb))?;
+    let (member, size) = find_data_member(&mut file).map_err(corrupt)?;
+    let reader = decompressor(&member, io::BufReader::with_capacity(1 << 16, file.take(size))).map_err(corrupt)?;
     let mut archive = tar::Archive::new(reader);
     let mut found = Extracted::default();
-    let entries = archive.entries().map_err(|e| corrupt(format!("{}: {e}", data.name)))?;
+    let entries = archive.entries().map_err(|e| corrupt(format!("{member}: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| corrupt(format!("{}: {e}", data.name)))?;
+        let mut entry = entry.map_err(|e| corrupt(format!("{member}: {e}")))?;
         let path = entry.path().map_err(|e| corrupt(e.to_string()))?.into_owned();
         let Some((rel, image_release)) = map_kernel_path(&path) else { continue };
         if let Some(r) = image_release {
@@ -269,6 +311,36 @@ pub(crate) mod tests {
             assert!(!out.join("usr").exists());
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn odd_last_member_without_padding_is_an_error_not_a_panic() {
+        // Reproduced by fuzz/fuzz_targets/deb_extract.rs: the member's padding byte
+        // is missing at the end of the file, and `len - pos` overflowed.
+        let dir = tmpdir("odd");
+        let deb = dir.join("odd.deb");
+        let mut v = ar(&[("debian-binary", b"2.0")]);
+        assert_eq!(v.pop(), Some(b'\n'));
+        std::fs::write(&deb, &v).unwrap();
+        let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
+        assert!(e.contains("no data.tar member"), "{e}");
+        assert_eq!(parse_ar(&v).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn truncated_deb_is_named_and_read_by_headers_only() {
+        let dir = tmpdir("truncated");
+        let deb = dir.join("cut.deb");
+        let whole = ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b"xx"), ("data.tar", &tarball(&[("boot/vmlinuz-1.0", b"k")]))]);
+        for cut in [4, 8, 30, 70, 80, whole.len() - 10] {
+            std::fs::write(&deb, &whole[..cut]).unwrap();
+            let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
+            assert!(e.contains("cut.deb") && e.contains("not a valid .deb"), "cut at {cut}: {e}");
+        }
+        std::fs::write(&deb, &whole).unwrap();
+        assert_eq!(extract_kernel(&deb, &dir.join("out")).unwrap().image_releases, ["1.0"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -13,17 +13,20 @@
 //! ```
 //!
 //! An entry is built in `kernels/.tmp-…` and renamed into place, so a killed
-//! run never leaves a half-written entry that a later run would trust. Until
+//! run never leaves a half-written entry that a later run would trust; the
+//! temp directory is registered with the [`Cleanup`] helper, which removes
+//! it (and apt's partial downloads) if the run is killed. Until
 //! `--refresh`, a cached entry matching the kernel's patterns is used without
 //! asking apt anything: a second run downloads nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::apt::{candidates, compare_versions, AptStore, Candidate, SourceEntry};
+use super::cleanup::Cleanup;
 use super::config::{capture, DebianSpec, KernelSource, KernelSpec};
 use super::deb::extract_kernel;
 
@@ -85,13 +88,35 @@ pub struct Fetcher {
     refresh: bool,
     /// apt calls are serialised; the first caller runs `apt-get update`.
     state: Mutex<Option<Result<Vec<String>, String>>>,
+    cleanup: Option<Arc<Cleanup>>,
 }
 
 impl Fetcher {
     /// A fetcher over the cache at `root` for the given suites.
     pub fn new(root: PathBuf, suites: Vec<String>, system: Vec<SourceEntry>, archive: Option<String>, refresh: bool) -> Fetcher {
         let apt = AptStore::new(root.join("apt"));
-        Fetcher { root, apt, suites, system, archive, refresh, state: Mutex::new(None) }
+        Fetcher { root, apt, suites, system, archive, refresh, state: Mutex::new(None), cleanup: None }
+    }
+
+    /// Registers every scratch path with `cleanup`, to be removed if the
+    /// process is killed.
+    pub fn with_cleanup(mut self, cleanup: Arc<Cleanup>) -> Fetcher {
+        self.cleanup = Some(cleanup);
+        self
+    }
+
+    /// Registers `path` for removal if the run is killed. Without a helper
+    /// (it could not start: `run` has said so) the fetch goes on regardless.
+    fn scratch(&self, path: &Path) {
+        if let Some(c) = &self.cleanup {
+            let _ = c.remove_on_death(path);
+        }
+    }
+
+    fn settled(&self, path: &Path) {
+        if let Some(c) = &self.cleanup {
+            c.keep(path);
+        }
     }
 
     /// Removes temp entries left by runs that died.
@@ -158,6 +183,11 @@ impl Fetcher {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             let r = (|| -> Result<Vec<String>, String> {
+                // Emptied at the end of every apt call; gone if we are killed
+                // during one (configure makes them again).
+                for p in self.apt.partial_dirs() {
+                    self.scratch(&p);
+                }
                 let uris = self.apt.configure(&self.suites, &self.system, self.archive.as_deref()).map_err(|e| e.to_string())?;
                 if self.refresh || !self.apt.has_lists() {
                     self.apt.update(&uris).map_err(|e| format!("{e}; check the network or the archive (--archive URI)"))?;
@@ -221,12 +251,14 @@ impl Fetcher {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let tmp = kernels.join(format!(".tmp-{}-{}-{nanos}", key(&c.package, &c.version), std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
+        self.scratch(&tmp);
         let debs = tmp.join(".debs");
-        std::fs::create_dir_all(&debs).map_err(|e| (format!("cannot create {}: {e}", debs.display()), false))?;
         let cleanup = |e: (String, bool)| {
             let _ = std::fs::remove_dir_all(&tmp);
+            self.settled(&tmp);
             e
         };
+        std::fs::create_dir_all(&debs).map_err(|e| cleanup((format!("cannot create {}: {e}", debs.display()), false)))?;
         let mut packages = vec![c.package.clone()];
         packages.extend(c.modules_package.clone());
         let mut images = Vec::new();
@@ -265,10 +297,14 @@ impl Fetcher {
         let json = serde_json::to_string_pretty(&info).unwrap_or_default();
         std::fs::write(tmp.join("entry.json"), json).map_err(|e| cleanup((e.to_string(), false)))?;
         match std::fs::rename(&tmp, final_dir) {
-            Ok(()) => Ok(info),
+            Ok(()) => {
+                self.settled(&tmp);
+                Ok(info)
+            }
             // Another run finished the same entry first: keep theirs.
             Err(_) if final_dir.join("entry.json").exists() => {
                 let _ = std::fs::remove_dir_all(&tmp);
+                self.settled(&tmp);
                 Ok(info)
             }
             Err(e) => Err(cleanup((format!("cannot move the entry into {}: {e}", final_dir.display()), false))),

@@ -37,8 +37,11 @@ pub struct GuestConfig {
     pub modules: Vec<String>,
 }
 
-/// Writes the initramfs to `out`; returns its size in bytes.
-pub fn build(out: &Path, init: &[u8], modules: &[(String, Vec<u8>)], config: &GuestConfig) -> io::Result<u64> {
+/// Writes the initramfs to `out`, with the file `init` as `/init` (copied
+/// through, never held in memory); returns its size in bytes.
+pub fn build(out: &Path, init: &Path, modules: &[(String, Vec<u8>)], config: &GuestConfig) -> io::Result<u64> {
+    let mut init_file = std::fs::File::open(init).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", init.display())))?;
+    let init_len = init_file.metadata()?.len();
     let file = std::fs::File::create(out)?;
     let mut w = CpioWriter::new(BufWriter::with_capacity(1 << 20, file));
     for d in ["dev", "proc", "sys", "tmp", "run", "etc", "lib", "lib/modules", "lib/modules/kharness"] {
@@ -48,7 +51,7 @@ pub fn build(out: &Path, init: &[u8], modules: &[(String, Vec<u8>)], config: &Gu
     w.char_device("dev/null", 0o666, 1, 3)?;
     w.char_device("dev/ttyS0", 0o600, 4, 64)?;
     w.char_device("dev/ttyS1", 0o600, 4, 65)?;
-    w.file("init", 0o755, init)?;
+    w.file_from("init", 0o755, init_len, &mut init_file)?;
     let json = serde_json::to_vec_pretty(config).map_err(io::Error::other)?;
     w.file(CONFIG_PATH, 0o644, &json)?;
     for (name, bytes) in modules {
@@ -95,7 +98,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("initramfs.cpio");
         let cfg = GuestConfig { schema: 1, filters: vec!["tcp".into()], jobs: 1, timeout_scale: 8.0, modules: vec!["veth".into()] };
-        let size = build(&out, b"\x7fELFinit", &[("veth".into(), b"\x7fELFveth".to_vec())], &cfg).unwrap();
+        let init = dir.join("init");
+        std::fs::write(&init, b"\x7fELFinit").unwrap();
+        let size = build(&out, &init, &[("veth".into(), b"\x7fELFveth".to_vec())], &cfg).unwrap();
         let bytes = std::fs::read(&out).unwrap();
         assert_eq!(size, bytes.len() as u64);
         let entries = cpio::read(&bytes).unwrap();

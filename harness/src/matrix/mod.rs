@@ -11,8 +11,11 @@
 //! natively through `kharness run --format json`, read by the same parser.
 //! [`run`] drives it all in parallel and emits progress events; the
 //! [`results`] feed the reporters ([`report`]) and `kharness report merge`.
+//! Scratch paths are registered with a helper process ([`cleanup`]) that
+//! removes them if the run is killed.
 
 pub mod apt;
+pub mod cleanup;
 pub mod config;
 pub mod cpio;
 pub mod deb;

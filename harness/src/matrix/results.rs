@@ -284,6 +284,7 @@ impl Recorder {
                 mismatches: vec![],
                 checks: 0,
                 notes: vec![],
+                repetition: 1,
             };
             let tcp_info_len = run.kernel.as_ref().map(|k| k.tcp_info_len).unwrap_or(0);
             run.results.push(MatrixResult { report, tcp_info_len });
@@ -375,6 +376,7 @@ pub(crate) mod tests {
             mismatches: vec![],
             checks: 3,
             notes: vec![],
+            repetition: 1,
         }
     }
 

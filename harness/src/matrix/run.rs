@@ -11,6 +11,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::apt::system_sources;
+use super::cleanup::Cleanup;
 use super::config::{KernelSource, KernelSpec};
 use super::fetch::{ms, Fetcher, ReadyKernel};
 use super::initramfs::{self, GuestConfig};
@@ -130,13 +131,26 @@ enum Work {
 struct Shared {
     qemu: Option<PathBuf>,
     accel: Mutex<Option<Accel>>,
-    init: Option<Arc<Vec<u8>>>,
+    init: Option<PathBuf>,
     init_error: Option<String>,
     run_dir: PathBuf,
 }
 
-/// Runs every kernel of `opts` and returns the matrix.
+/// Runs every kernel of `opts` and returns the matrix. Scratch paths are
+/// removed if the process is killed; the run's logs stay once it returns.
 pub fn run(opts: &MatrixOptions, sink: Sink) -> Matrix {
+    let cleanup = Arc::new(Cleanup::new(opts.host_exe.clone()));
+    let m = run_with(opts, &cleanup, sink);
+    if let Ok(c) = Arc::try_unwrap(cleanup) {
+        c.finish();
+    }
+    m
+}
+
+/// [`run`], with the scratch paths (the run's log directory among them)
+/// registered with `cleanup`: the caller calls [`Cleanup::finish`] once the
+/// report is out, so a run killed before that leaves nothing.
+pub fn run_with(opts: &MatrixOptions, cleanup: &Arc<Cleanup>, sink: Sink) -> Matrix {
     let started = Instant::now();
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let run_dir = opts.cache_dir.join("runs").join(format!("{stamp}-{}", std::process::id()));
@@ -145,18 +159,24 @@ pub fn run(opts: &MatrixOptions, sink: Sink) -> Matrix {
     let (init, init_error) = match (&opts.init_binary, vm_kernels) {
         (_, 0) => (None, None),
         (None, _) => (None, Some("no static kharness binary for the guest's /init (see --init-binary)".to_string())),
-        (Some(p), _) => match std::fs::read(p) {
-            Ok(b) => (Some(Arc::new(b)), None),
+        (Some(p), _) => match std::fs::File::open(p) {
+            Ok(_) => (Some(p.clone()), None),
             Err(e) => (None, Some(format!("cannot read the init binary {}: {e}", p.display()))),
         },
     };
     let qemu = qemu::find_qemu();
+    // Everything written until the run ends is scratch: a killed run leaves
+    // none of it behind (see `cleanup`).
     if vm_kernels > 0 {
+        if let Err(e) = cleanup.remove_on_death(&run_dir) {
+            sink(MatrixEvent::Note(format!("{e}: a killed run would leave {} behind", run_dir.display())));
+        }
         let _ = std::fs::create_dir_all(&run_dir);
         sink(MatrixEvent::Note(format!("logs in {}", run_dir.display())));
     }
     let shared = Shared { qemu, accel: Mutex::new(opts.accel), init, init_error, run_dir };
-    let fetcher = Fetcher::new(opts.cache_dir.clone(), opts.suites.clone(), system_sources(Path::new("/")), opts.archive.clone(), opts.refresh);
+    let fetcher = Fetcher::new(opts.cache_dir.clone(), opts.suites.clone(), system_sources(Path::new("/")), opts.archive.clone(), opts.refresh)
+        .with_cleanup(Arc::clone(cleanup));
     fetcher.clean_stale();
 
     let (tx, rx) = mpsc::channel::<Work>();
@@ -214,6 +234,8 @@ pub fn run(opts: &MatrixOptions, sink: Sink) -> Matrix {
             });
         }
     });
+    // A run that booted nothing has no logs: no empty directory either.
+    let _ = std::fs::remove_dir(&shared.run_dir);
     let mut kernels = results.into_inner().unwrap_or_else(|p| p.into_inner());
     kernels.sort_by_key(|k| k.index);
     Matrix { schema: SCHEMA, harness: env!("CARGO_PKG_VERSION").to_string(), kernels, wall_ms: ms(started), shard: None }
@@ -383,7 +405,11 @@ fn run_vm_kernel(
                 if qerr.is_empty() {
                     format!("kernel `{name}` did not boot to /init (QEMU {}); see the console tail", end.status.map(|s| s.to_string()).unwrap_or_default())
                 } else {
-                    format!("kernel `{name}` did not boot: QEMU said: {}", qerr.lines().last().unwrap_or(qerr))
+                    format!(
+                        "kernel `{name}` did not boot: QEMU said: {}; check that {} is an x86-64 kernel image (bzImage)",
+                        qerr.lines().last().unwrap_or(qerr),
+                        vm.kernel.display()
+                    )
                 }
             } else {
                 format!("the guest stopped without `done` (QEMU {}); see the console tail", end.status.map(|s| s.to_string()).unwrap_or_default())

@@ -12,6 +12,16 @@
 //! 8 passed, 1 failed, 1 skipped
 //! 0 xfailed; 0.81 s wall
 //! ```
+//!
+//! With `--repeat N` each result line names its repetition (`#3`), and a
+//! table closes the run: per case, its runs, the spread of its duration and
+//! its outcome counts, with the repetitions that failed.
+//!
+//! ```text
+//! per case over 50 repetitions:        runs    min median    max
+//!   tcp.fill[veth]                       50      9     12     41 ms  50 passed
+//!   tcp.loss                             50    210    226    310 ms  49 passed, 1 failed (#17)
+//! ```
 
 use std::io::Write;
 
@@ -24,13 +34,15 @@ pub struct Human<W: Write> {
     out: W,
     color: bool,
     verbose: bool,
+    repeat: usize,
+    summaries: usize,
 }
 
 impl<W: Write> Human<W> {
     /// Writes to `out`; `color` adds ANSI colours; `verbose` prints every
     /// observation of every case.
     pub fn new(out: W, color: bool, verbose: bool) -> Self {
-        Human { out, color, verbose }
+        Human { out, color, verbose, repeat: 1, summaries: 0 }
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -47,9 +59,10 @@ impl<W: Write> Reporter for Human<W> {
         match event {
             Event::RunStarted(h) => {
                 let k = &h.kernel;
+                self.repeat = h.repeat;
                 writeln!(
                     self.out,
-                    "kharness {} — kernel {} (tcp_info {} bytes), {}, {} job{}, {} case{}",
+                    "kharness {} — kernel {} (tcp_info {} bytes), {}, {} job{}, {} case{}{}",
                     h.harness,
                     k.release,
                     k.tcp_info_len,
@@ -57,7 +70,8 @@ impl<W: Write> Reporter for Human<W> {
                     h.jobs,
                     if h.jobs == 1 { "" } else { "s" },
                     h.cases,
-                    if h.cases == 1 { "" } else { "s" }
+                    if h.cases == 1 { "" } else { "s" },
+                    if h.repeat > 1 { format!(" × {} repetitions", h.repeat) } else { String::new() }
                 )?;
                 let present: Vec<&str> = k.protocols.iter().filter(|(_, v)| **v).map(|(n, _)| n.as_str()).collect();
                 let absent: Vec<&str> = k.protocols.iter().filter(|(_, v)| !**v).map(|(n, _)| n.as_str()).collect();
@@ -80,7 +94,8 @@ impl<W: Write> Reporter for Human<W> {
                 } else {
                     tail
                 };
-                writeln!(self.out, "  {}  {:<32} {:>6} ms  {}", self.paint(code, &format!("{label:<5}")), r.case, r.duration_ms, first_line)?;
+                let name = if self.repeat > 1 { format!("{} #{}", r.case, r.repetition) } else { r.case.clone() };
+                writeln!(self.out, "  {}  {:<32} {:>6} ms  {}", self.paint(code, &format!("{label:<5}")), name, r.duration_ms, first_line)?;
                 if r.outcome == Outcome::Fail || r.outcome == Outcome::Xfail {
                     for m in &r.mismatches {
                         writeln!(self.out, "         {}", self.paint("31", &m.to_string()))?;
@@ -94,6 +109,27 @@ impl<W: Write> Reporter for Human<W> {
                         writeln!(self.out, "         note: {n}")?;
                     }
                 }
+            }
+            Event::CaseSummary(c) => {
+                if self.summaries == 0 {
+                    writeln!(self.out)?;
+                    writeln!(self.out, "{:<36} {:>4} {:>6} {:>6} {:>6}", format!("per case over {} repetitions:", self.repeat), "runs", "min", "median", "max")?;
+                }
+                self.summaries += 1;
+                let mut counts = Vec::new();
+                for (n, what) in [(c.passed, "passed"), (c.failed, "failed"), (c.skipped, "skipped"), (c.xfailed, "xfailed")] {
+                    if n > 0 {
+                        counts.push(format!("{n} {what}"));
+                    }
+                }
+                if !c.failed_repetitions.is_empty() {
+                    let reps: Vec<String> = c.failed_repetitions.iter().map(|r| format!("#{r}")).collect();
+                    counts.push(format!("failed in {}", reps.join(" ")));
+                }
+                let counts = counts.join(", ");
+                let counts = if c.failed > 0 || c.runs < self.repeat { self.paint("1;31", &counts) } else { counts };
+                let d = c.duration_ms;
+                writeln!(self.out, "  {:<34} {:>4} {:>6} {:>6} {:>6} ms  {}", c.case, c.runs, d.min, d.median, d.max, counts)?;
             }
             Event::RunFinished(s) => {
                 writeln!(self.out)?;

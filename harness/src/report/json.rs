@@ -6,6 +6,15 @@
 //!  "kernel":"6.18.44","observations":{"outq":…},"mismatches":[],"checks":14}
 //! {"type":"summary","passed":9,"failed":0,"skipped":0,"xfailed":0,"duration_ms":812}
 //! ```
+//!
+//! Every result carries its `repetition` (1 unless `--repeat`). With
+//! `--repeat N` (N > 1), one `case_summary` per case instance comes before
+//! the summary:
+//!
+//! ```text
+//! {"type":"case_summary","case":"tcp.loss","runs":50,"passed":49,"failed":1,"skipped":0,"xfailed":0,
+//!  "failed_repetitions":[17],"duration_ms":{"min":210,"median":226,"max":310}}
+//! ```
 
 use std::io::Write;
 
@@ -40,6 +49,7 @@ impl<W: Write> Reporter for Json<W> {
             Event::RunStarted(h) => tagged("header", h),
             Event::CaseStarted { .. } => return Ok(()),
             Event::CaseFinished(r) => tagged("result", r),
+            Event::CaseSummary(c) => tagged("case_summary", c),
             Event::RunFinished(s) => tagged("summary", s),
         };
         writeln!(self.out, "{line}")?;

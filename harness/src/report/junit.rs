@@ -1,6 +1,8 @@
 //! `--junit FILE`: JUnit XML (via `quick-junit`), one testsuite per family,
 //! written when the run finishes. Skips are `<skipped>`, xfails are passes
 //! with the kernel difference in `system-out`, failures carry every mismatch.
+//! With `--repeat N` each repetition is a test case of its own, named
+//! `case (repetition K)`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,13 +18,14 @@ use crate::event::Event;
 pub struct Junit {
     path: PathBuf,
     kernel: String,
+    repeat: usize,
     results: Vec<CaseReport>,
 }
 
 impl Junit {
     /// Will write to `path`.
     pub fn new(path: PathBuf) -> Self {
-        Junit { path, kernel: String::new(), results: Vec::new() }
+        Junit { path, kernel: String::new(), repeat: 1, results: Vec::new() }
     }
 
     /// Builds the XML for the results so far.
@@ -52,7 +55,8 @@ impl Junit {
                         s
                     }
                 };
-                let mut tc = TestCase::new(r.case.clone(), status);
+                let name = if self.repeat > 1 { format!("{} (repetition {})", r.case, r.repetition) } else { r.case.clone() };
+                let mut tc = TestCase::new(name, status);
                 tc.set_classname(format!("kharness.{family}"));
                 tc.set_time(Duration::from_millis(r.duration_ms));
                 tc.set_assertions(r.checks);
@@ -70,13 +74,23 @@ impl Junit {
 impl Reporter for Junit {
     fn event(&mut self, event: &Event) -> std::io::Result<()> {
         match event {
-            Event::RunStarted(h) => self.kernel = h.kernel.release.clone(),
-            Event::CaseFinished(r) => self.results.push(r.clone()),
+            Event::RunStarted(h) => {
+                self.kernel = h.kernel.release.clone();
+                self.repeat = h.repeat;
+            }
+            Event::CaseFinished(r) => {
+                // The XML holds no observations: keep the memory of long
+                // (`--repeat`) runs to what it needs.
+                let mut r = r.clone();
+                r.observations.clear();
+                r.notes.clear();
+                self.results.push(r);
+            }
             Event::RunFinished(s) => {
                 let xml = self.to_xml(Duration::from_millis(s.duration_ms));
                 std::fs::write(&self.path, xml)?;
             }
-            Event::CaseStarted { .. } => {}
+            Event::CaseStarted { .. } | Event::CaseSummary(_) => {}
         }
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! `--format tap`: TAP version 13 as kselftest prints it
 //! (`ok N name`, `not ok N name`, `# SKIP reason`, `# XFAIL reason`), with a
-//! YAML block under each failure listing its mismatches.
+//! YAML block under each failure listing its mismatches. With `--repeat N`
+//! the plan counts every repetition, each test line names its repetition,
+//! and a comment line per case gives its counts and duration spread.
 
 use std::io::Write;
 
@@ -12,12 +14,13 @@ use crate::event::Event;
 pub struct Tap<W: Write> {
     out: W,
     n: usize,
+    repeat: usize,
 }
 
 impl<W: Write> Tap<W> {
     /// Writes to `out`.
     pub fn new(out: W) -> Self {
-        Tap { out, n: 0 }
+        Tap { out, n: 0, repeat: 1 }
     }
 }
 
@@ -31,18 +34,20 @@ impl<W: Write> Reporter for Tap<W> {
             Event::RunStarted(h) => {
                 writeln!(self.out, "TAP version 13")?;
                 writeln!(self.out, "# kharness {} on {} (tcp_info {} bytes, {})", h.harness, h.kernel.release, h.kernel.tcp_info_len, h.kernel.privileges)?;
-                writeln!(self.out, "1..{}", h.cases)?;
+                self.repeat = h.repeat;
+                writeln!(self.out, "1..{}", h.cases * h.repeat.max(1))?;
             }
             Event::CaseStarted { .. } => {}
             Event::CaseFinished(r) => {
                 self.n += 1;
                 let reason = r.reason.as_deref().map(one_line).unwrap_or_default();
+                let name = if self.repeat > 1 { format!("{} repetition {}", r.case, r.repetition) } else { r.case.clone() };
                 match r.outcome {
-                    Outcome::Pass => writeln!(self.out, "ok {} {}", self.n, r.case)?,
-                    Outcome::Skip => writeln!(self.out, "ok {} {} # SKIP {}", self.n, r.case, reason)?,
-                    Outcome::Xfail => writeln!(self.out, "ok {} {} # XFAIL {}", self.n, r.case, reason)?,
+                    Outcome::Pass => writeln!(self.out, "ok {} {}", self.n, name)?,
+                    Outcome::Skip => writeln!(self.out, "ok {} {} # SKIP {}", self.n, name, reason)?,
+                    Outcome::Xfail => writeln!(self.out, "ok {} {} # XFAIL {}", self.n, name, reason)?,
                     Outcome::Fail => {
-                        writeln!(self.out, "not ok {} {}", self.n, r.case)?;
+                        writeln!(self.out, "not ok {} {}", self.n, name)?;
                         writeln!(self.out, "  ---")?;
                         writeln!(self.out, "  message: {}", serde_json::to_string(&reason).unwrap_or_default())?;
                         if !r.mismatches.is_empty() {
@@ -57,6 +62,14 @@ impl<W: Write> Reporter for Tap<W> {
                         writeln!(self.out, "  ...")?;
                     }
                 }
+            }
+            Event::CaseSummary(c) => {
+                let d = c.duration_ms;
+                writeln!(
+                    self.out,
+                    "# {}: {} runs, pass:{} fail:{} xfail:{} skip:{}, duration min/median/max {}/{}/{} ms",
+                    c.case, c.runs, c.passed, c.failed, c.xfailed, c.skipped, d.min, d.median, d.max
+                )?;
             }
             Event::RunFinished(s) => {
                 writeln!(
