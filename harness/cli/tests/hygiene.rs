@@ -17,7 +17,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,8 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
         return;
     }
     let tmp = scratch_dir("hygiene-tmp");
-    let base = Baseline::take(&[&tmp, Path::new("/dev/shm")]);
+    // kharness's scratch paths come from temp_dir(): TMPDIR is this test's.
+    let base = Baseline::take(&[&tmp]);
     let host_before = host_snapshot();
 
     // A full run.
@@ -58,7 +58,7 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
     let _ = std::fs::remove_dir_all(&cache);
     let user_kernels = k.entry.parent().expect("kernels/");
     link_tree(user_kernels, &cache.join("kernels")).expect("link the cached kernels");
-    let base = Baseline::take(&[&tmp, &cache, Path::new("/dev/shm")]);
+    let base = Baseline::take(&[&tmp, &cache]);
     let full = env_usize("KHARNESS_HYGIENE_FULL_MATRIX", 0) > 0;
     let mut cases: Vec<&str> = Vec::new();
     if !full {

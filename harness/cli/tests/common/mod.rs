@@ -407,7 +407,8 @@ pub fn static_init() -> Option<PathBuf> {
     c.into_iter().find(|p| p.is_file())
 }
 
-/// Copies a tree as hard links (a private cache holding a shared kernel).
+/// Copies a tree as hard links (a private cache holding a shared kernel),
+/// or as copies across filesystems.
 pub fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
@@ -416,10 +417,15 @@ pub fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         if e.file_type()?.is_dir() {
             link_tree(&src, &dst)?;
         } else {
-            std::fs::hard_link(&src, &dst)?;
+            link_or_copy(&src, &dst)?;
         }
     }
     Ok(())
+}
+
+/// A hard link, or a copy where one cannot be made (another filesystem).
+pub fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
 }
 
 /// Runs `kharness ARGS` to completion: (exit code, stdout, stderr).
@@ -488,7 +494,7 @@ impl FakeArchive {
         let rel = &kernel.release;
         std::fs::create_dir_all(stage.join("boot")).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(stage.join("DEBIAN")).map_err(|e| e.to_string())?;
-        std::fs::hard_link(&kernel.image, stage.join(format!("boot/vmlinuz-{rel}"))).map_err(|e| e.to_string())?;
+        link_or_copy(&kernel.image, &stage.join(format!("boot/vmlinuz-{rel}"))).map_err(|e| e.to_string())?;
         link_tree(&kernel.modules, &stage.join("lib/modules").join(rel)).map_err(|e| e.to_string())?;
         let package = "kharness-fake-image-1".to_string();
         let version = "1.0-1".to_string();
