@@ -37,14 +37,12 @@ fuzz_target!(|data: &[u8]| {
     let deb = root.join("k.deb");
     let out = root.join("out");
     std::fs::write(&deb, data).unwrap();
-    let r = extract_kernel(&deb, &out);
+    // `files` counts writes, not distinct paths: a tar may hold one path twice.
+    let _ = extract_kernel(&deb, &out);
     let mut written = Vec::new();
     walk(root, &mut written);
     for p in &written {
         assert!(p == &deb || p.starts_with(&out), "wrote outside the destination: {}", p.display());
-    }
-    if let Ok(x) = r {
-        assert!(x.files <= written.len());
     }
     let _ = std::fs::remove_dir_all(&out);
 });
