@@ -26,12 +26,13 @@ pub mod privilege;
 pub mod procfs;
 /// Reporters consuming the event stream.
 pub mod report;
-/// Packet-socket rings mapped with mmap, unmapped by a guard (the other module with `unsafe`).
-pub mod ring;
 /// Running cases in child processes.
 pub mod runner;
-/// Safe wrappers over libc: with `ring`, the only modules with `unsafe`.
+/// The only module with `unsafe`: safe wrappers over libc, and (in
+/// `sys::ring`) packet-socket rings mapped with mmap.
 pub mod sys;
+/// Packet-socket rings mapped with mmap, unmapped by a guard (`sys::ring`).
+pub use sys::ring;
 /// Decoder for `struct tcp_info`.
 pub mod tcpinfo;
 /// Namespaces joined by veth pairs, with addresses and sysctls.

@@ -1,11 +1,13 @@
-//! With `ring` (the mmap'd packet rings), the only place in kharness that
-//! says `unsafe`: small safe wrappers over the
+//! The only place in kharness that says `unsafe`: small safe wrappers over the
 //! libc calls that `nix` does not cover (raw `getsockopt` buffers whose length
 //! the kernel chooses, the socket queue ioctls, `SO_MEMINFO`).
 //!
 //! Every wrapper returns `io::Result` and takes a borrowed fd, so a caller can
 //! never pass a closed descriptor by accident. Each `unsafe` block carries a
 //! `// SAFETY:` comment saying why the call is sound.
+
+/// Packet-socket rings mapped with mmap, unmapped by a guard.
+pub mod ring;
 
 use std::io;
 use std::mem::size_of;
