@@ -37,7 +37,7 @@ pub static LOSS: CaseDef = CaseDef {
         application.",
     kernels: "tcpi_bytes_retrans needs 4.19. The RTO floor (200 ms) makes this case take \
         about half a second on every version.",
-    shell: "ip netns exec khpair-server ip link set veth0 down; sleep 1; ... up; nstat -az TcpRetransSegs",
+    shell: "ip netns exec khpair-server ip link set veth0 down; watch nstat -az TcpRetransSegs until it moves; ... ip link set veth0 up",
     source: "seed 002 (TCP_INFO retransmission fields)",
     timeout: Duration::from_secs(40),
     run,

@@ -77,8 +77,10 @@ fn power_off() -> ! {
     nix::unistd::sync();
     let e = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     say(&format!("power off failed: {e:?}"));
+    // PID 1 must never return (the kernel would panic): wait for signals
+    // that will not come.
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        nix::unistd::pause();
     }
 }
 

@@ -77,24 +77,25 @@ pub fn probe(qemu: &Path, accel: Accel, dir: &Path, timeout: Duration) -> Result
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
     let mut guard = VmGuard(Some(&mut child));
-    let deadline = Instant::now() + timeout;
-    loop {
-        let c = guard.0.as_mut().expect("child");
-        match c.try_wait() {
-            Ok(Some(st)) => {
-                let mut err = String::new();
-                if let Some(mut e) = c.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                guard.0 = None;
-                // isa-debug-exit: status (0x31 << 1) | 1.
-                let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-                return if st.code() == Some(99) { Ok(()) } else { Err(format!("probe exited with {st}: {first}")) };
-            }
-            Ok(None) if Instant::now() > deadline => return Err(format!("probe did not finish in {timeout:?}")),
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e.to_string()),
-        }
+    let exited = crate::wait::wait_for("the KVM probe guest to exit", timeout, || {
+        guard.0.as_mut().expect("child").try_wait().transpose()
+    });
+    let st = match exited {
+        Ok(Ok(st)) => st,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("probe did not finish in {timeout:?}")),
+    };
+    let mut err = String::new();
+    if let Some(mut e) = guard.0.as_mut().expect("child").stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    guard.0 = None;
+    // isa-debug-exit: status (0x31 << 1) | 1.
+    let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if st.code() == Some(99) {
+        Ok(())
+    } else {
+        Err(format!("probe exited with {st}: {first}"))
     }
 }
 
@@ -196,20 +197,21 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
             }
         }
     };
-    let (status, timed_out) = loop {
+    // Poll the results file and the guest's exit together, to the
+    // wall-clock limit counted from the guest's start.
+    let exited = crate::wait::wait_for("the guest to power off", spec.timeout.saturating_sub(start.elapsed()), || {
         drain(&mut results, &mut pos, &mut buf, &mut protocol_errors);
-        let c = guard.0.as_mut().expect("child");
-        match c.try_wait() {
-            Ok(Some(st)) => {
-                guard.0 = None;
-                break (Some(st), false);
-            }
-            Ok(None) if start.elapsed() > spec.timeout => {
-                drop(guard);
-                break (None, true);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(e.to_string()),
+        guard.0.as_mut().expect("child").try_wait().transpose()
+    });
+    let (status, timed_out) = match exited {
+        Ok(Ok(st)) => {
+            guard.0 = None;
+            (Some(st), false)
+        }
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => {
+            drop(guard);
+            (None, true)
         }
     };
     drain(&mut results, &mut pos, &mut buf, &mut protocol_errors);
