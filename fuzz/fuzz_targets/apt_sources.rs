@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     let suites: Vec<String> = rows.iter().map(|r| r.2.clone()).take(2).collect();
     let spec = DebianSpec {
         suites,
-        image: vec!["linux-image-6.1.0-*-cloud-amd64-unsigned".into(), "linux-image-*".into()],
+        image: vec![
+            "linux-image-6.1.0-*-cloud-amd64-unsigned".into(),
+            "linux-image-*".into(),
+        ],
         modules_package: Some("linux-modules-*".into()),
         release: "6.1.0-*-cloud-amd64".into(),
     };

@@ -12,7 +12,11 @@ use libfuzzer_sys::fuzz_target;
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
         let d = base.join(format!("kharness-fuzz-deb-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
@@ -42,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
     let mut written = Vec::new();
     walk(root, &mut written);
     for p in &written {
-        assert!(p == &deb || p.starts_with(&out), "wrote outside the destination: {}", p.display());
+        assert!(
+            p == &deb || p.starts_with(&out),
+            "wrote outside the destination: {}",
+            p.display()
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
 });

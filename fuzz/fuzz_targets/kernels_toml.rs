@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = parse_shard(text);
-    let Ok(c) = MatrixConfig::parse(text, Path::new("kernels.toml")) else { return };
+    let Ok(c) = MatrixConfig::parse(text, Path::new("kernels.toml")) else {
+        return;
+    };
     let _ = c.suites();
     for (i, k) in c.kernels.iter().enumerate() {
         let _ = shard(&c.kernels, i + 1, c.kernels.len());

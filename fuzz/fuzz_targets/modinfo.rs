@@ -10,7 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let deps = depends(data);
     assert_eq!(info.is_ok(), deps.is_ok());
     if let Ok(deps) = deps {
-        assert!(deps.iter().all(|d| !d.is_empty() && !d.contains(',') && !d.contains('-')));
+        assert!(deps
+            .iter()
+            .all(|d| !d.is_empty() && !d.contains(',') && !d.contains('-')));
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = module_name(s);

@@ -8,8 +8,12 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
-    let Ok(m) = serde_json::from_str::<Matrix>(s) else { return };
-    let Ok(m) = merge(vec![("a.json".to_string(), m)]) else { return };
+    let Ok(m) = serde_json::from_str::<Matrix>(s) else {
+        return;
+    };
+    let Ok(m) = merge(vec![("a.json".to_string(), m)]) else {
+        return;
+    };
     let order = vec!["tcp.fill[veth]".to_string(), "tcp.refused".to_string()];
     let _ = case_names(&m, &order);
     let _ = exit_code(&m);

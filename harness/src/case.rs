@@ -50,7 +50,10 @@ impl CaseDef {
         if self.variants.is_empty() {
             vec![(self.id.to_string(), None)]
         } else {
-            self.variants.iter().map(|v| (format!("{}[{}]", self.id, v), Some(*v))).collect()
+            self.variants
+                .iter()
+                .map(|v| (format!("{}[{}]", self.id, v), Some(*v)))
+                .collect()
         }
     }
 }
@@ -182,7 +185,11 @@ impl Ctx {
 
     /// The model's claim about the observation `name`.
     pub fn predict(&mut self, name: impl Into<String>, expect: Expect, source: impl Into<String>) {
-        self.predictions.push(Prediction { counter: name.into(), expect, source: source.into() });
+        self.predictions.push(Prediction {
+            counter: name.into(),
+            expect,
+            source: source.into(),
+        });
     }
 
     /// Records `observed` under `name` and the claim about it.
@@ -247,9 +254,10 @@ impl Ctx {
                 Some((name, ev)) => (Outcome::Xfail, Some(format!("{name}: {ev}"))),
                 None => (Outcome::Fail, Some(mismatches[0].to_string())),
             },
-            Ok(()) if checks == 0 => {
-                (Outcome::Fail, Some("the case checked nothing (no prediction was made)".to_string()))
-            }
+            Ok(()) if checks == 0 => (
+                Outcome::Fail,
+                Some("the case checked nothing (no prediction was made)".to_string()),
+            ),
             Ok(()) => (Outcome::Pass, None),
         };
         CaseReport {

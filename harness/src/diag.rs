@@ -107,7 +107,10 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Result<InetDiagMsg, DiagDecodeError> {
         let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
         let ty = u16::from_ne_bytes([rest[2], rest[3]]);
         if len < 4 || len > rest.len() {
-            return Err(DiagDecodeError(format!("attribute length {len} with {} bytes left", rest.len())));
+            return Err(DiagDecodeError(format!(
+                "attribute length {len} with {} bytes left",
+                rest.len()
+            )));
         }
         if ty == INET_DIAG_INFO {
             info = Some(TcpInfo::from_bytes(&rest[4..len]));
@@ -142,7 +145,11 @@ impl NetlinkDeserializable for InetDiagMsg {
 /// Equivalent to `ss -tanie` (`-4` or `-6`).
 pub fn dump_tcp(sock: &NlSocket, family: i32) -> Result<Vec<InetDiagMsg>, NlError> {
     sock.request_as::<_, InetDiagMsg>(
-        InetDiagRequest { family: family as u8, protocol: libc::IPPROTO_TCP as u8, states: u32::MAX },
+        InetDiagRequest {
+            family: family as u8,
+            protocol: libc::IPPROTO_TCP as u8,
+            states: u32::MAX,
+        },
         NLM_F_DUMP,
     )
 }

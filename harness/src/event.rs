@@ -78,7 +78,11 @@ impl Spread {
         let mut v = values.to_vec();
         v.sort_unstable();
         match (v.first(), v.last()) {
-            (Some(&min), Some(&max)) => Spread { min, median: v[(v.len() - 1) / 2], max },
+            (Some(&min), Some(&max)) => Spread {
+                min,
+                median: v[(v.len() - 1) / 2],
+                max,
+            },
             _ => Spread::default(),
         }
     }
@@ -163,8 +167,29 @@ mod tests {
     #[test]
     fn spread() {
         assert_eq!(Spread::of(&[]), Spread::default());
-        assert_eq!(Spread::of(&[7]), Spread { min: 7, median: 7, max: 7 });
-        assert_eq!(Spread::of(&[9, 1, 5]), Spread { min: 1, median: 5, max: 9 });
-        assert_eq!(Spread::of(&[4, 1, 3, 2]), Spread { min: 1, median: 2, max: 4 });
+        assert_eq!(
+            Spread::of(&[7]),
+            Spread {
+                min: 7,
+                median: 7,
+                max: 7
+            }
+        );
+        assert_eq!(
+            Spread::of(&[9, 1, 5]),
+            Spread {
+                min: 1,
+                median: 5,
+                max: 9
+            }
+        );
+        assert_eq!(
+            Spread::of(&[4, 1, 3, 2]),
+            Spread {
+                min: 1,
+                median: 2,
+                max: 4
+            }
+        );
     }
 }

@@ -45,9 +45,7 @@ impl KernelInfo {
             .unwrap_or_else(|| "unknown".into());
         let version = parse_release(&release);
         let tcp_info_len = crate::sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0)
-            .and_then(|s| {
-                crate::sys::getsockopt_bytes(crate::sys::borrow(&s), libc::IPPROTO_TCP, libc::TCP_INFO, 512)
-            })
+            .and_then(|s| crate::sys::getsockopt_bytes(crate::sys::borrow(&s), libc::IPPROTO_TCP, libc::TCP_INFO, 512))
             .map(|b| b.len())
             .unwrap_or(0);
         let mut protocols = BTreeMap::new();
@@ -62,7 +60,14 @@ impl KernelInfo {
             protocols.entry(p.to_string()).or_insert(false);
         }
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        KernelInfo { release, version, tcp_info_len, protocols, privileges: crate::privilege::describe(), cpus }
+        KernelInfo {
+            release,
+            version,
+            tcp_info_len,
+            protocols,
+            privileges: crate::privilege::describe(),
+            cpus,
+        }
     }
 }
 
@@ -72,7 +77,11 @@ pub fn parse_release(release: &str) -> (u32, u32, u32) {
         .split(|c: char| !c.is_ascii_digit())
         .take(3)
         .map(|p| p.parse::<u32>().unwrap_or(0));
-    (nums.next().unwrap_or(0), nums.next().unwrap_or(0), nums.next().unwrap_or(0))
+    (
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

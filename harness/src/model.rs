@@ -40,7 +40,9 @@ impl Expect {
 
     /// Whether `observed` satisfies this expectation.
     pub fn holds(&self, observed: &Value) -> bool {
-        let int = observed.as_i64().or_else(|| observed.as_u64().map(|u| u.min(i64::MAX as u64) as i64));
+        let int = observed
+            .as_i64()
+            .or_else(|| observed.as_u64().map(|u| u.min(i64::MAX as u64) as i64));
         match self {
             Expect::Eq(v) => values_equal(v, observed),
             Expect::Le(b) => int.is_some_and(|x| x <= *b),
@@ -112,8 +114,16 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let obs = if self.observed.is_null() { "absent".to_string() } else { self.observed.to_string() };
-        write!(f, "{}: expected {}, observed {} ({})", self.counter, self.expected, obs, self.source)
+        let obs = if self.observed.is_null() {
+            "absent".to_string()
+        } else {
+            self.observed.to_string()
+        };
+        write!(
+            f,
+            "{}: expected {}, observed {} ({})",
+            self.counter, self.expected, obs, self.source
+        )
     }
 }
 
@@ -166,9 +176,21 @@ mod tests {
         obs.insert("a".to_string(), json!(1));
         obs.insert("b".to_string(), json!(2));
         let preds = vec![
-            Prediction { counter: "a".into(), expect: Expect::eq(1), source: "s1".into() },
-            Prediction { counter: "b".into(), expect: Expect::eq(3), source: "s2".into() },
-            Prediction { counter: "c".into(), expect: Expect::Present, source: "s3".into() },
+            Prediction {
+                counter: "a".into(),
+                expect: Expect::eq(1),
+                source: "s1".into(),
+            },
+            Prediction {
+                counter: "b".into(),
+                expect: Expect::eq(3),
+                source: "s2".into(),
+            },
+            Prediction {
+                counter: "c".into(),
+                expect: Expect::Present,
+                source: "s3".into(),
+            },
         ];
         let m = compare(&obs, &preds);
         assert_eq!(m.len(), 2);

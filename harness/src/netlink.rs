@@ -13,8 +13,8 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use netlink_packet_core::{
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_DUMP,
+    NLM_F_REQUEST,
 };
 use netlink_sys::{Socket, SocketAddr};
 
@@ -120,7 +120,10 @@ impl NlSocket {
         // request down to its header so the TLVs are easy to find.
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
-        Ok(NlSocket { sock, seq: AtomicU32::new(1) })
+        Ok(NlSocket {
+            sock,
+            seq: AtomicU32::new(1),
+        })
     }
 
     /// The underlying socket (for group subscriptions and raw receives).
@@ -185,8 +188,7 @@ impl NlSocket {
             let n = self.sock.recv(&mut &mut buf[..], 0)?;
             let mut off = 0;
             while off + 16 <= n {
-                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])
-                    as usize;
+                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
                 if len < 16 || off + len > n {
                     return Err(NlError::Decode(format!("bad nlmsg_len {len} at {off}")));
                 }
@@ -214,7 +216,11 @@ impl NlSocket {
                         // NLM_F_CAPPED (0x100): only the request header was echoed.
                         let skip = if flags & 0x100 != 0 { 16 } else { echoed_len.max(16) };
                         let tlvs = body.get(4 + skip..).unwrap_or(&[]);
-                        let ext = if flags & 0x200 != 0 { parse_extack(tlvs) } else { ExtAck::default() };
+                        let ext = if flags & 0x200 != 0 {
+                            parse_extack(tlvs)
+                        } else {
+                            ExtAck::default()
+                        };
                         if code != 0 {
                             return Err(NlError::Kernel {
                                 errno: -code,
@@ -236,8 +242,7 @@ impl NlSocket {
                         h.message_type = ty;
                         h.flags = flags;
                         h.sequence_number = mseq;
-                        let inner = I::deserialize(&h, &frame[16..])
-                            .map_err(|e| NlError::Decode(e.to_string()))?;
+                        let inner = I::deserialize(&h, &frame[16..]).map_err(|e| NlError::Decode(e.to_string()))?;
                         out.push(inner);
                     }
                 }
@@ -258,7 +263,10 @@ pub struct RawMsg {
 impl NetlinkDeserializable for RawMsg {
     type Error = std::convert::Infallible;
     fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, Self::Error> {
-        Ok(RawMsg { ty: header.message_type, payload: payload.to_vec() })
+        Ok(RawMsg {
+            ty: header.message_type,
+            payload: payload.to_vec(),
+        })
     }
 }
 

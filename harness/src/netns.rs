@@ -31,7 +31,9 @@ pub struct NetNs {
 
 impl std::fmt::Debug for NetNs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetNs").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("NetNs")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,8 +83,10 @@ impl NetNs {
         let label = name.to_string();
         let res = std::thread::scope(|s| {
             s.spawn(|| -> Result<(OwnedFd, NlSocket), NetNsError> {
-                unshare(CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| NetNsError::Unshare { name: label.clone(), source: nix_io(e) })?;
+                unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetNsError::Unshare {
+                    name: label.clone(),
+                    source: nix_io(e),
+                })?;
                 let fd: OwnedFd = File::open("/proc/thread-self/ns/net")
                     .map_err(|e| NetNsError::Setup {
                         name: label.clone(),
@@ -90,8 +94,10 @@ impl NetNs {
                         source: e,
                     })?
                     .into();
-                let rtnl = NlSocket::open(netlink_sys::constants::NETLINK_ROUTE).map_err(|e| {
-                    NetNsError::Setup { name: label.clone(), what: "open rtnetlink socket".into(), source: e }
+                let rtnl = NlSocket::open(netlink_sys::constants::NETLINK_ROUTE).map_err(|e| NetNsError::Setup {
+                    name: label.clone(),
+                    what: "open rtnetlink socket".into(),
+                    source: e,
                 })?;
                 Ok((fd, rtnl))
             })
@@ -99,7 +105,11 @@ impl NetNs {
             .expect("namespace creation thread panicked")
         });
         let (fd, rtnl) = res?;
-        let ns = NetNs { name: name.to_string(), fd, rtnl: Mutex::new(rtnl) };
+        let ns = NetNs {
+            name: name.to_string(),
+            fd,
+            rtnl: Mutex::new(rtnl),
+        };
         crate::topology::link_up(&ns, 1).map_err(|e| NetNsError::Setup {
             name: name.to_string(),
             what: "bring lo up".into(),
@@ -129,8 +139,10 @@ impl NetNs {
         let fd = self.fd.as_fd();
         std::thread::scope(|s| {
             s.spawn(move || {
-                setns(fd, CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| NetNsError::Enter { name: self.name.clone(), source: nix_io(e) })?;
+                setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| NetNsError::Enter {
+                    name: self.name.clone(),
+                    source: nix_io(e),
+                })?;
                 Ok(f())
             })
             .join()

@@ -87,7 +87,10 @@ impl SockSnapshot {
             (format!("{prefix}.tcp_info_len"), json!(self.tcp_info.len())),
         ];
         for (i, n) in MEMINFO_NAMES.iter().enumerate() {
-            v.push((format!("{prefix}.meminfo.{n}"), self.meminfo[i].map(Value::from).unwrap_or(Value::Null)));
+            v.push((
+                format!("{prefix}.meminfo.{n}"),
+                self.meminfo[i].map(Value::from).unwrap_or(Value::Null),
+            ));
         }
         v
     }

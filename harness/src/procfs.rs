@@ -71,7 +71,10 @@ pub fn parse_paired(text: &str) -> Result<Mib, ParseError> {
     let mut out = BTreeMap::new();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() % 2 != 0 {
-        return Err(ParseError { line: lines.len(), what: "odd number of lines".into() });
+        return Err(ParseError {
+            line: lines.len(),
+            what: "odd number of lines".into(),
+        });
     }
     for (pair, chunk) in lines.chunks(2).enumerate() {
         let line = pair * 2 + 1;
@@ -119,7 +122,10 @@ pub fn parse_snmp6(text: &str) -> Result<Mib, ParseError> {
         }
         let mut it = l.split_whitespace();
         let (Some(name), Some(val), None) = (it.next(), it.next(), it.next()) else {
-            return Err(ParseError { line: i + 1, what: "expected `Name value`".into() });
+            return Err(ParseError {
+                line: i + 1,
+                what: "expected `Name value`".into(),
+            });
         };
         let v: i64 = val.parse().map_err(|_| ParseError {
             line: i + 1,
@@ -154,10 +160,12 @@ pub fn read_thread_mib() -> std::io::Result<Mib> {
             Err(e) if file == "snmp6" && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let parsed = if paired { parse_paired(&text) } else { parse_snmp6(&text) };
-        mib.merge(parsed.map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{path}: {e}"))
-        })?);
+        let parsed = if paired {
+            parse_paired(&text)
+        } else {
+            parse_snmp6(&text)
+        };
+        mib.merge(parsed.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{path}: {e}")))?);
     }
     Ok(mib)
 }
@@ -199,7 +207,8 @@ mod tests {
     #[test]
     fn delta_skips_unchanged() {
         let a = parse_paired(SNMP).unwrap();
-        let b = parse_paired("Ip: Forwarding DefaultTTL\nIp: 2 64\nTcp: RtoAlgorithm OutRsts CurrEstab\nTcp: 1 6 -1\n").unwrap();
+        let b = parse_paired("Ip: Forwarding DefaultTTL\nIp: 2 64\nTcp: RtoAlgorithm OutRsts CurrEstab\nTcp: 1 6 -1\n")
+            .unwrap();
         let d = a.delta(&b);
         assert_eq!(d.len(), 1);
         assert_eq!(d["Tcp.OutRsts"], 1);

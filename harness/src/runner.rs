@@ -17,8 +17,8 @@
 //! summary (outcome counts, duration spread) closes the run.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -90,12 +90,7 @@ pub struct RunOptions {
 
 /// Runs every instance (`opts.repeat` times) and streams events to `sink`;
 /// returns the summary.
-pub fn run(
-    kernel: KernelInfo,
-    instances: Vec<Instance>,
-    opts: &RunOptions,
-    sink: &mut dyn FnMut(&Event),
-) -> Summary {
+pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink: &mut dyn FnMut(&Event)) -> Summary {
     let started = Instant::now();
     let repeat = opts.repeat.max(1);
     let total = instances.len() * repeat;
@@ -109,8 +104,14 @@ pub fn run(
         repeat,
     }));
     // Per instance, in catalog order: its tally and its durations.
-    let mut tallies: Vec<(CaseSummary, Vec<u64>)> =
-        if repeat > 1 { instances.iter().map(|i| (CaseSummary::new(&i.name), Vec::new())).collect() } else { Vec::new() };
+    let mut tallies: Vec<(CaseSummary, Vec<u64>)> = if repeat > 1 {
+        instances
+            .iter()
+            .map(|i| (CaseSummary::new(&i.name), Vec::new()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // The work is numbered, not queued: item k is instance k % n of
     // repetition k / n + 1 (a long --repeat holds no list of it).
     let next = AtomicUsize::new(0);
@@ -127,7 +128,12 @@ pub fn run(
                 }
                 let (rep, i) = (k / instances.len() + 1, k % instances.len());
                 let inst = &instances[i];
-                let _ = tx.send((i, Event::CaseStarted { case: inst.name.clone() }));
+                let _ = tx.send((
+                    i,
+                    Event::CaseStarted {
+                        case: inst.name.clone(),
+                    },
+                ));
                 let mut report = run_child(inst, opts);
                 report.repetition = rep;
                 let _ = tx.send((i, Event::CaseFinished(report)));
@@ -171,7 +177,14 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
         let mut reason = reason;
         let tail = stderr.trim();
         if !tail.is_empty() {
-            let t: String = tail.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+            let t: String = tail
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             reason.push_str(&format!("; stderr: {t}"));
         }
         CaseReport {
@@ -215,7 +228,10 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
         // the killpg below can only reach our own processes.
         s.spawn(move || {
             use nix::sys::wait::{waitid, Id, WaitPidFlag};
-            let _ = waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
+            let _ = waitid(
+                Id::Pid(nix::unistd::Pid::from_raw(pid)),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+            );
             let _ = done_tx.send(());
         });
         let timed_out = done_rx.recv_timeout(timeout).is_err();
@@ -229,7 +245,10 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
             return fail(format!("case process killed after its timeout of {timeout:?}"), &stderr);
         }
         let text = String::from_utf8_lossy(&stdout);
-        let parsed = text.lines().rev().find_map(|l| serde_json::from_str::<CaseReport>(l).ok());
+        let parsed = text
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<CaseReport>(l).ok());
         match (parsed, status) {
             (Some(mut r), _) => {
                 r.duration_ms = start.elapsed().as_millis() as u64;
@@ -260,7 +279,10 @@ pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>) -> C
     let kernel = KernelInfo::probe();
     let mut ctx = Ctx::new(kernel, variant);
     if let Err(e) = scratch {
-        ctx.note(format!("scratch files go to the shared {}: {e}", std::env::temp_dir().display()));
+        ctx.note(format!(
+            "scratch files go to the shared {}: {e}",
+            std::env::temp_dir().display()
+        ));
     }
     let start = Instant::now();
     let result = (def.run)(&mut ctx);
@@ -279,10 +301,22 @@ fn private_tmp() -> Result<(), String> {
     let tmp = std::env::temp_dir();
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
     // Private first: a mount under a shared / would propagate to the host.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("making / private: {e}"))?;
-    mount(Some("tmpfs"), &tmp, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=64m"))
-        .map_err(|e| format!("mount tmpfs on {}: {e}", tmp.display()))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making / private: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        &tmp,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777,size=64m"),
+    )
+    .map_err(|e| format!("mount tmpfs on {}: {e}", tmp.display()))?;
     Ok(())
 }
 

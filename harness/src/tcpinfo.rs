@@ -17,7 +17,10 @@ enum Kind {
     U32,
     U64,
     /// `(byte offset is the field's offset) >> shift & mask`
-    Bits { shift: u8, mask: u8 },
+    Bits {
+        shift: u8,
+        mask: u8,
+    },
 }
 
 /// One field of `struct tcp_info`.
@@ -227,7 +230,11 @@ impl TcpInfo {
 
     /// Names of the known fields the kernel did not fill.
     pub fn absent(&self) -> Vec<&'static str> {
-        FIELDS.iter().filter(|f| self.field(f).is_none()).map(|f| f.name).collect()
+        FIELDS
+            .iter()
+            .filter(|f| self.field(f).is_none())
+            .map(|f| f.name)
+            .collect()
     }
 
     /// The release that introduced this length, if it is a known one.

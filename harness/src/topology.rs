@@ -32,7 +32,9 @@ use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::netlink::NlError;
@@ -178,14 +180,7 @@ pub fn addr_add(ns: &NetNs, index: u32, ip: IpAddr, prefix: u8) -> Result<(), Nl
 /// (index `b_index`, created directly in `b`), then brings both ends up.
 /// Equivalent to `ip link add A index I type veth peer name B index J netns
 /// NSB` followed by `ip link set … up` on both ends.
-pub fn veth_add(
-    a: &NetNs,
-    a_name: &str,
-    a_index: u32,
-    b: &NetNs,
-    b_name: &str,
-    b_index: u32,
-) -> Result<(), NlError> {
+pub fn veth_add(a: &NetNs, a_name: &str, a_index: u32, b: &NetNs, b_name: &str, b_index: u32) -> Result<(), NlError> {
     // Created down: `veth_open` refuses (ENOTCONN) while the pair is being
     // linked, so IFF_UP in the creation request fails; up comes after.
     let mut peer = LinkMessage::default();
@@ -199,7 +194,8 @@ pub fn veth_add(
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
-    a.rtnl().request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
+    a.rtnl()
+        .request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
     link_up(a, a_index)?;
     link_up(b, b_index)
 }
@@ -308,7 +304,9 @@ impl TopologyBuilder {
         for v in &self.veths {
             for (ns, dev) in [&v.a, &v.b] {
                 if !known(ns) {
-                    return Err(TopologyError::Invalid(format!("veth end `{dev}` names unknown namespace `{ns}`")));
+                    return Err(TopologyError::Invalid(format!(
+                        "veth end `{dev}` names unknown namespace `{ns}`"
+                    )));
                 }
                 if dev.is_empty() || dev.len() > 15 || dev.contains('/') || dev.contains(char::is_whitespace) {
                     return Err(TopologyError::Invalid(format!("`{dev}` is not a valid interface name")));
@@ -320,13 +318,17 @@ impl TopologyBuilder {
         }
         for (ns, dev, cidr) in &self.addrs {
             if !devs.contains(&(ns.clone(), dev.clone())) && dev != "lo" {
-                return Err(TopologyError::Invalid(format!("address {cidr} is on unknown link `{dev}` in `{ns}`")));
+                return Err(TopologyError::Invalid(format!(
+                    "address {cidr} is on unknown link `{dev}` in `{ns}`"
+                )));
             }
             parse_cidr(cidr)?;
         }
         for (ns, key, _) in &self.sysctls {
             if !known(ns) {
-                return Err(TopologyError::Invalid(format!("sysctl {key} names unknown namespace `{ns}`")));
+                return Err(TopologyError::Invalid(format!(
+                    "sysctl {key} names unknown namespace `{ns}`"
+                )));
             }
             crate::netns::sysctl_path(key).map_err(TopologyError::Sysctl)?;
         }
@@ -341,7 +343,10 @@ impl TopologyBuilder {
         // creation is mostly the kernel running every pernet init op).
         let made: Vec<Result<NetNs, NetNsError>> = std::thread::scope(|s| {
             let handles: Vec<_> = self.namespaces.iter().map(|n| s.spawn(move || NetNs::new(n))).collect();
-            handles.into_iter().map(|h| h.join().expect("namespace creation thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("namespace creation thread"))
+                .collect()
         });
         let mut namespaces = BTreeMap::new();
         for (n, ns) in self.namespaces.iter().zip(made) {
@@ -366,7 +371,10 @@ impl TopologyBuilder {
             counter += 2;
             veth_add(&namespaces[&v.a.0], &v.a.1, ia, &namespaces[&v.b.0], &v.b.1, ib).map_err(|e| {
                 TopologyError::Netlink {
-                    what: format!("ip -n {} link add {} type veth peer name {} netns {}", v.a.0, v.a.1, v.b.1, v.b.0),
+                    what: format!(
+                        "ip -n {} link add {} type veth peer name {} netns {}",
+                        v.a.0, v.a.1, v.b.1, v.b.0
+                    ),
                     source: e,
                 }
             })?;
@@ -409,7 +417,11 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let e = Topology::builder().ns("a").addr("a", "veth0", "198.18.0.1/24").validate().unwrap_err();
+        let e = Topology::builder()
+            .ns("a")
+            .addr("a", "veth0", "198.18.0.1/24")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("unknown link `veth0`"), "{e}");
         let e = Topology::builder()
             .ns("a")
@@ -419,7 +431,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("outside the test ranges"), "{e}");
-        let e = Topology::builder().ns("a").veth(("a", "v"), ("c", "v")).validate().unwrap_err();
+        let e = Topology::builder()
+            .ns("a")
+            .veth(("a", "v"), ("c", "v"))
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("unknown namespace `c`"), "{e}");
         assert!(parse_cidr("198.18.0.1/33").is_err());
         assert!(parse_cidr("198.18.0.1").is_err());

@@ -30,7 +30,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Opt
         }
         let waited = start.elapsed();
         if waited >= timeout {
-            return Err(Timeout { what: what.to_string(), waited, last: None });
+            return Err(Timeout {
+                what: what.to_string(),
+                waited,
+                last: None,
+            });
         }
         std::thread::yield_now();
         std::thread::park_timeout(pause.min(timeout - waited));
@@ -103,10 +107,15 @@ mod tests {
     #[test]
     fn eventually() {
         let mut n = 0;
-        let v = wait_until("n reaches 5", Duration::from_secs(5), || {
-            n += 1;
-            n
-        }, |n| *n >= 5)
+        let v = wait_until(
+            "n reaches 5",
+            Duration::from_secs(5),
+            || {
+                n += 1;
+                n
+            },
+            |n| *n >= 5,
+        )
         .unwrap();
         assert_eq!(v, 5);
     }

@@ -34,7 +34,11 @@ fn fresh() -> Result<NetNs, String> {
 }
 
 fn count_on_veth0(ns: &NetNs) -> Result<usize, String> {
-    Ok(neigh_dump(ns).map_err(|e| e.to_string())?.iter().filter(|e| e.ifindex == 2).count())
+    Ok(neigh_dump(ns)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|e| e.ifindex == 2)
+        .count())
 }
 
 /// Adds `n` PERMANENT IPv4 neighbours on veth0 and dumps the table, once
@@ -81,12 +85,17 @@ pub fn bench_neigh(n: usize) -> Result<(f64, Option<f64>), String> {
     let _ = std::fs::remove_file(&path);
     let out = out.map_err(|e| e.to_string())?.map_err(|e| format!("ip -batch: {e}"))?;
     if !out.status.success() {
-        return Err(format!("ip -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "ip -batch failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     let shown = String::from_utf8_lossy(&out.stdout).lines().count();
     let dumped = count_on_veth0(&ns)?;
     if dumped != n || shown != n {
-        return Err(format!("ip -batch: {dumped} neighbours in the table, {shown} shown, {n} were added"));
+        return Err(format!(
+            "ip -batch: {dumped} neighbours in the table, {shown} shown, {n} were added"
+        ));
     }
     Ok((harness, Some(scripted)))
 }

@@ -78,7 +78,12 @@ fn short_dst(seq: u32) -> Vec<u8> {
     body.extend_from_slice(&0x80u16.to_ne_bytes());
     body.extend_from_slice(&[0, 0]);
     nla(&mut body, NDA_DST, &[198, 18]);
-    message(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, &body)
+    message(
+        RTM_NEWNEIGH,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+        &body,
+    )
 }
 
 /// RTM_NEWLINK with an IFLA_IFNAME longer than IFNAMSIZ-1, as the first
@@ -86,7 +91,12 @@ fn short_dst(seq: u32) -> Vec<u8> {
 fn long_ifname(seq: u32) -> Vec<u8> {
     let mut body = vec![0u8; IFINFOMSG_LEN as usize];
     nla(&mut body, IFLA_IFNAME, b"khextack-name-far-too-long\0");
-    message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, &body)
+    message(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+        &body,
+    )
 }
 
 fn record(ctx: &mut Ctx, name: &str, r: Result<(), NlError>) -> (Option<String>, Option<u32>) {
@@ -114,11 +124,24 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let exact = ctx.kernel.at_least(5, 10);
 
     let (msg, _) = record(ctx, "short_dst", sock.request_raw(&short_dst(sock.next_seq())));
-    ctx.predict("short_dst.errno", Expect::eq("EINVAL"), "neigh_add(): NDA_DST shorter than key_len -> -EINVAL");
+    ctx.predict(
+        "short_dst.errno",
+        Expect::eq("EINVAL"),
+        "neigh_add(): NDA_DST shorter than key_len -> -EINVAL",
+    );
     let len = msg.as_deref().map(str::len);
-    ctx.check("short_dst.extack_len", Expect::Gt(0), json!(len), "NL_SET_ERR_MSG in neigh_add()");
+    ctx.check(
+        "short_dst.extack_len",
+        Expect::Gt(0),
+        json!(len),
+        "NL_SET_ERR_MSG in neigh_add()",
+    );
     if exact {
-        ctx.predict("short_dst.extack", Expect::eq("Invalid network address"), "neigh_add() text, kernels >= 5.10");
+        ctx.predict(
+            "short_dst.extack",
+            Expect::eq("Invalid network address"),
+            "neigh_add() text, kernels >= 5.10",
+        );
     }
 
     let (msg, _) = record(ctx, "long_ifname", sock.request_raw(&long_ifname(sock.next_seq())));
@@ -128,7 +151,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         "validate_nla(): NLA_STRING longer than policy len -> -ERANGE",
     );
     let len = msg.as_deref().map(str::len);
-    ctx.check("long_ifname.extack_len", Expect::Gt(0), json!(len), "NL_SET_ERR_MSG_ATTR_POL in validate_nla()");
+    ctx.check(
+        "long_ifname.extack_len",
+        Expect::Gt(0),
+        json!(len),
+        "NL_SET_ERR_MSG_ATTR_POL in validate_nla()",
+    );
     if exact {
         ctx.predict(
             "long_ifname.extack",

@@ -46,7 +46,9 @@ pub static RESOLVE: CaseDef = CaseDef {
 fn getfamily(name: Option<&str>) -> GenlMessage<GenlCtrl> {
     GenlMessage::from_payload(GenlCtrl {
         cmd: GenlCtrlCmd::GetFamily,
-        nlas: name.map(|n| vec![GenlCtrlAttrs::FamilyName(n.to_string())]).unwrap_or_default(),
+        nlas: name
+            .map(|n| vec![GenlCtrlAttrs::FamilyName(n.to_string())])
+            .unwrap_or_default(),
     })
 }
 
@@ -79,19 +81,43 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
     let replies = sock.request(getfamily(Some("nlctrl")), 0)?;
     let (id, name, version, groups) = replies.first().map(family).unwrap_or_default();
-    ctx.check_eq("nlctrl.replies", 1, replies.len(), "ctrl_getfamily() answers one CTRL_CMD_NEWFAMILY");
-    ctx.check_eq("nlctrl.id", GENL_ID_CTRL, json!(id), "genl_ctrl is registered with GENL_ID_CTRL");
-    ctx.check_eq("nlctrl.name", "nlctrl", json!(name), "ctrl_fill_info() puts CTRL_ATTR_FAMILY_NAME");
+    ctx.check_eq(
+        "nlctrl.replies",
+        1,
+        replies.len(),
+        "ctrl_getfamily() answers one CTRL_CMD_NEWFAMILY",
+    );
+    ctx.check_eq(
+        "nlctrl.id",
+        GENL_ID_CTRL,
+        json!(id),
+        "genl_ctrl is registered with GENL_ID_CTRL",
+    );
+    ctx.check_eq(
+        "nlctrl.name",
+        "nlctrl",
+        json!(name),
+        "ctrl_fill_info() puts CTRL_ATTR_FAMILY_NAME",
+    );
     ctx.observe_opt("nlctrl.version", version);
     ctx.check(
         "nlctrl.mcast_groups",
         Expect::Present,
-        groups.iter().any(|g| g == "notify").then(|| json!(groups)).unwrap_or(Value::Null),
+        groups
+            .iter()
+            .any(|g| g == "notify")
+            .then(|| json!(groups))
+            .unwrap_or(Value::Null),
         "genl_ctrl_groups[] = { \"notify\" }",
     );
 
     let missing = sock.request(getfamily(Some(MISSING)), 0);
-    ctx.check_eq("missing.errno", "ENOENT", outcome(&missing), "ctrl_getfamily(): no family of that name -> -ENOENT");
+    ctx.check_eq(
+        "missing.errno",
+        "ENOENT",
+        outcome(&missing),
+        "ctrl_getfamily(): no family of that name -> -ENOENT",
+    );
     if let Err(kharness::netlink::NlError::Kernel { extack, .. }) = &missing {
         ctx.observe_opt("missing.extack", extack.clone());
     }
@@ -101,7 +127,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let fams: Vec<_> = dump.iter().map(family).collect();
     ctx.observe("dump.families", fams.len());
     let in_dump = fams.iter().find(|f| f.1.as_deref() == Some("nlctrl")).and_then(|f| f.0);
-    ctx.check_eq("dump.nlctrl.id", GENL_ID_CTRL, json!(in_dump), "ctrl_dumpfamily() lists the same family and id");
+    ctx.check_eq(
+        "dump.nlctrl.id",
+        GENL_ID_CTRL,
+        json!(in_dump),
+        "ctrl_dumpfamily() lists the same family and id",
+    );
     ctx.check_eq(
         "dump.has_missing",
         false,

@@ -134,7 +134,8 @@ pub(crate) fn carrierless_veth(
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
     ]));
-    ns.rtnl().request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
+    ns.rtnl()
+        .request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
     let up = || {
         let mut up = LinkMessage::default();
         up.header.index = index;
@@ -218,7 +219,10 @@ impl NeighEntry {
 /// `neigh_dump_info()` walks the ARP and ND tables). Equivalent to
 /// `ip neigh show nud all`.
 pub(crate) fn neigh_dump(ns: &NetNs) -> Result<Vec<NeighEntry>, NlError> {
-    let replies = ns.rtnl().request(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()), NLM_F_DUMP)?;
+    let replies = ns.rtnl().request(
+        RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+        NLM_F_DUMP,
+    )?;
     Ok(replies
         .iter()
         .filter_map(|r| match r {
@@ -236,11 +240,13 @@ fn neigh_msg(ifindex: u32, dst: IpAddr) -> NeighbourMessage {
     match dst {
         IpAddr::V4(v4) => {
             m.header.family = AddressFamily::Inet;
-            m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)));
+            m.attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)));
         }
         IpAddr::V6(v6) => {
             m.header.family = AddressFamily::Inet6;
-            m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)));
+            m.attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)));
         }
     }
     m
@@ -262,12 +268,16 @@ pub(crate) fn neigh_add(
     if let Some(l) = lladdr {
         m.attributes.push(NeighbourAttribute::LinkLayerAddress(l.to_vec()));
     }
-    ns.rtnl().request(RouteNetlinkMessage::NewNeighbour(m), nlm_flags).map(|_| ())
+    ns.rtnl()
+        .request(RouteNetlinkMessage::NewNeighbour(m), nlm_flags)
+        .map(|_| ())
 }
 
 /// `RTM_DELNEIGH`. Equivalent to `ip neigh del DST dev DEV`.
 pub(crate) fn neigh_del(ns: &NetNs, ifindex: u32, dst: IpAddr) -> Result<(), NlError> {
-    ns.rtnl().request(RouteNetlinkMessage::DelNeighbour(neigh_msg(ifindex, dst)), 0).map(|_| ())
+    ns.rtnl()
+        .request(RouteNetlinkMessage::DelNeighbour(neigh_msg(ifindex, dst)), 0)
+        .map(|_| ())
 }
 
 /// Splits a datagram read from a netlink socket into `(header, payload)`

@@ -119,7 +119,10 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let mut elsewhere = Vec::new();
     for e in &dump {
         if e.ifindex == 2 {
-            observed.insert(e.dst_str(), entry_json(e.state, e.lladdr.as_deref(), e.flags, e.kind, e.probes));
+            observed.insert(
+                e.dst_str(),
+                entry_json(e.state, e.lladdr.as_deref(), e.flags, e.kind, e.probes),
+            );
         } else {
             elsewhere.push(format!("{} dev {}", e.dst_str(), e.ifindex));
         }
@@ -149,8 +152,18 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             continue;
         };
         let src = "neigh_fill_info(): ages now - stamp in USER_HZ; a stamp in the future would wrap to a huge u32";
-        ctx.check(format!("cacheinfo.{d}.used"), Expect::Between(0, elapsed_ticks), ci.used, src);
-        ctx.check(format!("cacheinfo.{d}.updated"), Expect::Between(0, elapsed_ticks), ci.updated, src);
+        ctx.check(
+            format!("cacheinfo.{d}.used"),
+            Expect::Between(0, elapsed_ticks),
+            ci.used,
+            src,
+        );
+        ctx.check(
+            format!("cacheinfo.{d}.updated"),
+            Expect::Between(0, elapsed_ticks),
+            ci.updated,
+            src,
+        );
         let model_state = TABLE.iter().find(|(a, _, _)| *a == d).map(|(_, s, _)| *s).unwrap_or(0);
         if model_state & NUD_CONNECTED != 0 {
             ctx.check(
@@ -160,7 +173,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 "__neigh_update(): NUD_CONNECTED sets confirmed = jiffies",
             );
         } else {
-            let base = if e.dst.is_some_and(|a| a.is_ipv4()) { base4 } else { base6 };
+            let base = if e.dst.is_some_and(|a| a.is_ipv4()) {
+                base4
+            } else {
+                base6
+            };
             let back = 2 * base * USER_HZ as i64 / 1000;
             ctx.check(
                 format!("cacheinfo.{d}.confirmed"),
@@ -182,7 +199,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 /// model as iproute2 filters it: `ip neigh show` without `nud` hides NOARP
 /// and NONE entries (ip/ipneigh.c sets `filter.state = 0xFF & ~NUD_NOARP`).
 fn iproute2_cross_check(ctx: &mut Ctx, ns: &NetNs, model: &BTreeMap<String, Value>) -> Result<(), CaseError> {
-    let out = ns.run(|| Command::new("ip").args(["-j", "neigh", "show", "dev", "veth0"]).output())?;
+    let out = ns.run(|| {
+        Command::new("ip")
+            .args(["-j", "neigh", "show", "dev", "veth0"])
+            .output()
+    })?;
     let out = match out {
         Ok(o) => o,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -197,10 +218,16 @@ fn iproute2_cross_check(ctx: &mut Ctx, ns: &NetNs, model: &BTreeMap<String, Valu
         // An `ip` without JSON output (old iproute2, BusyBox) is a missing
         // feature, not a failure.
         if lower.contains("json") || lower.contains("\"-j\"") || lower.contains("invalid option") {
-            ctx.note(format!("this iproute2 has no JSON output: cross-check not made ({})", err.trim()));
+            ctx.note(format!(
+                "this iproute2 has no JSON output: cross-check not made ({})",
+                err.trim()
+            ));
             return Ok(());
         }
-        return Err(CaseError::Harness(format!("ip -j neigh show dev veth0: {}", err.trim())));
+        return Err(CaseError::Harness(format!(
+            "ip -j neigh show dev veth0: {}",
+            err.trim()
+        )));
     }
     let parsed: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| CaseError::Harness(format!("ip -j neigh output is not JSON: {e}")))?;
@@ -208,7 +235,10 @@ fn iproute2_cross_check(ctx: &mut Ctx, ns: &NetNs, model: &BTreeMap<String, Valu
     for n in parsed.as_array().into_iter().flatten() {
         let dst = n.get("dst").and_then(Value::as_str).unwrap_or("?").to_string();
         let state = n.get("state").cloned().unwrap_or(Value::Null);
-        seen.insert(dst, json!({ "lladdr": n.get("lladdr").cloned().unwrap_or(Value::Null), "state": state }));
+        seen.insert(
+            dst,
+            json!({ "lladdr": n.get("lladdr").cloned().unwrap_or(Value::Null), "state": state }),
+        );
     }
     let mut want = serde_json::Map::new();
     for (dst, e) in model {

@@ -82,7 +82,11 @@ fn raddr(ip: IpAddr) -> RouteAddress {
 
 fn route_msg(dst: IpAddr, plen: u8, gw: IpAddr) -> RouteMessage {
     let mut m = RouteMessage::default();
-    m.header.address_family = if dst.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    m.header.address_family = if dst.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
     m.header.destination_prefix_length = plen;
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     m.header.protocol = RouteProtocol::Boot;
@@ -160,8 +164,9 @@ fn recv_queued(sock: &NlSocket, into: &mut Vec<Value>) -> Result<bool, CaseError
 /// local route of 2001:db8::1 (__ipv6_ifa_notify() -> ip6_ins_rt()). Until
 /// then those routes could be notified in the middle of the case.
 fn addrconf_settled(ns: &NetNs) -> bool {
-    let carrier =
-        get_link(ns, OIF).map(|attrs| attrs.iter().any(|a| matches!(a, LinkAttribute::Carrier(1)))).unwrap_or(false);
+    let carrier = get_link(ns, OIF)
+        .map(|attrs| attrs.iter().any(|a| matches!(a, LinkAttribute::Carrier(1))))
+        .unwrap_or(false);
     if !carrier {
         return false;
     }
@@ -204,9 +209,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         .build()?;
     let ns = topo.ns("router");
     let t = Instant::now();
-    wait_for("addrconf to install ff00::/8 and the local route of 2001:db8::1", Duration::from_secs(5), || {
-        addrconf_settled(ns).then_some(())
-    })?;
+    wait_for(
+        "addrconf to install ff00::/8 and the local route of 2001:db8::1",
+        Duration::from_secs(5),
+        || addrconf_settled(ns).then_some(()),
+    )?;
     ctx.observe("addrconf_settle_ms", t.elapsed().as_millis() as u64);
 
     let mon = ns.netlink(netlink_sys::constants::NETLINK_ROUTE)?;
@@ -216,7 +223,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
     let mut seen = Vec::new();
     recv_queued(&mon, &mut seen)?;
-    ctx.check_eq("queued_before_add", json!([]), json!(seen.clone()), "nothing was changed since the socket joined");
+    ctx.check_eq(
+        "queued_before_add",
+        json!([]),
+        json!(seen.clone()),
+        "nothing was changed since the socket joined",
+    );
     seen.clear();
 
     let mut expected = Vec::new();
@@ -224,13 +236,21 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         for (ty, name) in [(RTM_NEWROUTE, "add"), (RTM_DELROUTE, "del")] {
             let msg = route_msg(dst, plen, gw);
             let r = if ty == RTM_NEWROUTE {
-                ns.rtnl().request(RouteNetlinkMessage::NewRoute(msg.clone()), NLM_F_CREATE | NLM_F_EXCL)
+                ns.rtnl()
+                    .request(RouteNetlinkMessage::NewRoute(msg.clone()), NLM_F_CREATE | NLM_F_EXCL)
             } else {
                 ns.rtnl().request(RouteNetlinkMessage::DelRoute(msg.clone()), 0)
             };
-            ctx.check_eq(format!("route.{name}.{dst}/{plen}"), "ok", super::outcome(&r), "a valid route request");
+            ctx.check_eq(
+                format!("route.{name}.{dst}/{plen}"),
+                "ok",
+                super::outcome(&r),
+                "a valid route request",
+            );
             let mut model = msg;
-            model.attributes.push(RouteAttribute::Table(RouteHeader::RT_TABLE_MAIN as u32));
+            model
+                .attributes
+                .push(RouteAttribute::Table(RouteHeader::RT_TABLE_MAIN as u32));
             expected.push(summarize(ty, &model));
             let want = expected.len();
             // Poll the non-blocking socket until the notification is there.
@@ -256,6 +276,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         json!(seen),
         "rtmsg_fib() (IPv4) / inet6_rt_notify() (IPv6): one RTM_NEWROUTE per insert, one RTM_DELROUTE per delete",
     );
-    ctx.check_eq("notifications.count", 4, seen.len(), "two routes, one add and one delete each");
+    ctx.check_eq(
+        "notifications.count",
+        4,
+        seen.len(),
+        "two routes, one add and one delete each",
+    );
     Ok(())
 }

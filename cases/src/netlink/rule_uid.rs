@@ -77,15 +77,22 @@ fn add_route(ns: &NetNs, gw: Ipv4Addr, oif: u32, table: u32) -> Result<(), kharn
     let mut m = RouteMessage::default();
     m.header.address_family = AddressFamily::Inet;
     m.header.destination_prefix_length = 24;
-    m.header.table = if table < 256 { table as u8 } else { RouteHeader::RT_TABLE_UNSPEC };
+    m.header.table = if table < 256 {
+        table as u8
+    } else {
+        RouteHeader::RT_TABLE_UNSPEC
+    };
     m.header.protocol = RouteProtocol::Boot;
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
     m.attributes.push(RouteAttribute::Table(table));
-    m.attributes.push(RouteAttribute::Destination(v4(Ipv4Addr::new(198, 19, 0, 0))));
+    m.attributes
+        .push(RouteAttribute::Destination(v4(Ipv4Addr::new(198, 19, 0, 0))));
     m.attributes.push(RouteAttribute::Gateway(v4(gw)));
     m.attributes.push(RouteAttribute::Oif(oif));
-    ns.rtnl().request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL).map(|_| ())
+    ns.rtnl()
+        .request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+        .map(|_| ())
 }
 
 /// `ip route get 198.19.0.10 uid UID`: (oif, table). With `lookup_table`
@@ -143,7 +150,13 @@ fn mac_of(ns: &NetNs, index: u32) -> Result<Vec<u8>, CaseError> {
 
 /// The `fsuid` field (4th of `Uid:`) of a `/proc/…/status` file.
 fn fsuid_of(status: &str) -> Option<u32> {
-    status.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(4)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))?
+        .split_whitespace()
+        .nth(4)?
+        .parse()
+        .ok()
 }
 
 /// Opens a UDP socket in `ns` from a thread whose fsuid is `uid`: the
@@ -157,7 +170,9 @@ fn socket_as(ns: &NetNs, uid: u32) -> Result<(UdpSocket, Option<u32>, Option<u32
         // setfsuid(2) returns the previous value even when it fails; a
         // second call reads back the value actually in force.
         let now = setfsuid(Uid::from_raw(uid)).as_raw();
-        let mine = std::fs::read_to_string("/proc/thread-self/status").ok().and_then(|s| fsuid_of(&s));
+        let mine = std::fs::read_to_string("/proc/thread-self/status")
+            .ok()
+            .and_then(|s| fsuid_of(&s));
         let other = std::fs::read_to_string(&main_status).ok().and_then(|s| fsuid_of(&s));
         let sock = UdpSocket::bind("0.0.0.0:0");
         setfsuid(old);
@@ -165,7 +180,9 @@ fn socket_as(ns: &NetNs, uid: u32) -> Result<(UdpSocket, Option<u32>, Option<u32
     })?;
     let (now, sock, mine, other) = r;
     if now != uid {
-        return Err(CaseError::Skip(format!("cannot take fsuid {uid} here (uid not mapped in this user namespace?)")));
+        return Err(CaseError::Skip(format!(
+            "cannot take fsuid {uid} here (uid not mapped in this user namespace?)"
+        )));
     }
     Ok((sock?, mine, other))
 }
@@ -204,7 +221,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     for n in ["client", "a", "b"] {
         // No IPv6 on any link: no router solicitation, DAD or MLD packet
         // can move the counters the model predicts exactly.
-        b = b.sysctl(n, "net.ipv6.conf.all.disable_ipv6", "1").sysctl(n, "net.ipv6.conf.default.disable_ipv6", "1");
+        b = b
+            .sysctl(n, "net.ipv6.conf.all.disable_ipv6", "1")
+            .sysctl(n, "net.ipv6.conf.default.disable_ipv6", "1");
     }
     let topo = b
         .veth(("client", "veth0"), ("a", "veth0"))
@@ -221,8 +240,22 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
     let gw_a = Ipv4Addr::new(198, 18, 1, 2);
     let gw_b = Ipv4Addr::new(198, 18, 2, 2);
-    neigh_add(c, via_a, IpAddr::V4(gw_a), NUD_PERMANENT, Some(&mac_of(a, a_if)?), NLM_F_CREATE | NLM_F_EXCL)?;
-    neigh_add(c, via_b, IpAddr::V4(gw_b), NUD_PERMANENT, Some(&mac_of(bns, b_if)?), NLM_F_CREATE | NLM_F_EXCL)?;
+    neigh_add(
+        c,
+        via_a,
+        IpAddr::V4(gw_a),
+        NUD_PERMANENT,
+        Some(&mac_of(a, a_if)?),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )?;
+    neigh_add(
+        c,
+        via_b,
+        IpAddr::V4(gw_b),
+        NUD_PERMANENT,
+        Some(&mac_of(bns, b_if)?),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )?;
     add_route(c, gw_a, via_a, RouteHeader::RT_TABLE_MAIN as u32)?;
     add_route(c, gw_b, via_b, TABLE)?;
 
@@ -232,8 +265,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     rule.header.action = RuleAction::ToTable;
     rule.attributes.push(RuleAttribute::Priority(PRIORITY));
     rule.attributes.push(RuleAttribute::Table(TABLE));
-    rule.attributes.push(RuleAttribute::UidRange(RuleUidRange { start: UID_LO, end: UID_HI }));
-    if let Err(e) = c.rtnl().request(RouteNetlinkMessage::NewRule(rule), NLM_F_CREATE | NLM_F_EXCL) {
+    rule.attributes.push(RuleAttribute::UidRange(RuleUidRange {
+        start: UID_LO,
+        end: UID_HI,
+    }));
+    if let Err(e) = c
+        .rtnl()
+        .request(RouteNetlinkMessage::NewRule(rule), NLM_F_CREATE | NLM_F_EXCL)
+    {
         if !ctx.kernel.at_least(4, 10) {
             return Err(ctx.skip(format!("FRA_UID_RANGE needs Linux 4.10: {e}")));
         }
@@ -291,7 +330,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
     // Counters: client veth0/veth1 tx, a/b veth0 rx.
     let snap = || -> Result<[u64; 4], CaseError> {
-        Ok([packets(c, via_a)?.1, packets(c, via_b)?.1, packets(a, a_if)?.0, packets(bns, b_if)?.0])
+        Ok([
+            packets(c, via_a)?.1,
+            packets(c, via_b)?.1,
+            packets(a, a_if)?.0,
+            packets(bns, b_if)?.0,
+        ])
     };
     let before = snap()?;
     let mut expect = [0u64; 4];
@@ -337,7 +381,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             ctx.note(e.to_string());
         }
         let now = snap()?;
-        let names = ["client.veth0.tx_packets", "client.veth1.tx_packets", "a.veth0.rx_packets", "b.veth0.rx_packets"];
+        let names = [
+            "client.veth0.tx_packets",
+            "client.veth1.tx_packets",
+            "a.veth0.rx_packets",
+            "b.veth0.rx_packets",
+        ];
         for i in 0..4 {
             ctx.check_eq(
                 format!("after_uid{uid}.{}", names[i]),

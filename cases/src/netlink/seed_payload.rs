@@ -65,7 +65,12 @@ pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let bytes = parse_hex(FIXTURE).map_err(CaseError::Harness)?;
-    ctx.check_eq("fixture.len", 72, bytes.len(), "12 (ndmsg) + 20 + 12 + 8 + 20 bytes of attributes in the seed");
+    ctx.check_eq(
+        "fixture.len",
+        72,
+        bytes.len(),
+        "12 (ndmsg) + 20 + 12 + 8 + 20 bytes of attributes in the seed",
+    );
     if cfg!(target_endian = "big") {
         return Err(
             ctx.skip("the seed's bytes are little endian and netlink is host-endian: not decodable on this host")
@@ -77,14 +82,21 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let msg = RouteNetlinkMessage::deserialize(&h, &bytes)
         .map_err(|e| CaseError::Harness(format!("netlink-packet-route refused the seed payload: {e}")))?;
     let RouteNetlinkMessage::NewNeighbour(n) = &msg else {
-        return Err(CaseError::Harness(format!("decoded as {msg:?}, not a neighbour message")));
+        return Err(CaseError::Harness(format!(
+            "decoded as {msg:?}, not a neighbour message"
+        )));
     };
     let e = NeighEntry::from_msg(n);
     let src = "seed 000 walk-through; struct ndmsg (include/uapi/linux/neighbour.h)";
     ctx.check_eq("ndm_family", libc::AF_INET6, u8::from(n.header.family), src);
     ctx.check_eq("ndm_ifindex", 2, e.ifindex, src);
     ctx.check_eq("ndm_state", 0x04, e.state, src);
-    ctx.check_eq("ndm_state.name", state_name(NUD_STALE), state_name(e.state), "NUD_STALE = 0x04");
+    ctx.check_eq(
+        "ndm_state.name",
+        state_name(NUD_STALE),
+        state_name(e.state),
+        "NUD_STALE = 0x04",
+    );
     ctx.check_eq("ndm_flags", 0, e.flags, src);
     ctx.check_eq("ndm_type", 1, e.kind, "RTN_UNICAST = 1");
     let fe80: Ipv6Addr = "fe80::b6ef:faff:fed0:fe76".parse().expect("literal");
@@ -106,7 +118,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let (confirmed, used, updated, refcnt) = (0x01e8_a86b_u32, 0x01e8_90fb_u32, 0x0069_b96b_u32, 0u32);
     match e.cache {
         Some(ci) => {
-            ctx.check_eq("NDA_CACHEINFO.confirmed", confirmed, ci.confirmed, "seed bytes 6b a8 e8 01");
+            ctx.check_eq(
+                "NDA_CACHEINFO.confirmed",
+                confirmed,
+                ci.confirmed,
+                "seed bytes 6b a8 e8 01",
+            );
             ctx.check_eq("NDA_CACHEINFO.used", used, ci.used, "seed bytes fb 90 e8 01");
             ctx.check_eq("NDA_CACHEINFO.updated", updated, ci.updated, "seed bytes 6b b9 69 00");
             ctx.check_eq("NDA_CACHEINFO.refcnt", refcnt, ci.refcnt, "seed bytes 00 00 00 00");

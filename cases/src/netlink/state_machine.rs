@@ -25,8 +25,10 @@ use super::{
 };
 
 /// Where proptest keeps the seeds of failing sequences.
-const REGRESSIONS: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/proptest-regressions/neigh_state_machine.txt");
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/proptest-regressions/neigh_state_machine.txt"
+);
 
 /// Generated sequences per run (each up to `MAX_OPS` steps): enough to hit
 /// every branch of the model many times, small enough for the family's
@@ -130,9 +132,23 @@ enum Ll {
 /// One step.
 #[derive(Debug, Clone)]
 enum Op {
-    Add { mode: Mode, dev: usize, v6: bool, host: u8, state: u16, ll: Ll },
-    Delete { dev: usize, v6: bool, host: u8 },
-    Flush { dev: usize, v6: bool },
+    Add {
+        mode: Mode,
+        dev: usize,
+        v6: bool,
+        host: u8,
+        state: u16,
+        ll: Ll,
+    },
+    Delete {
+        dev: usize,
+        v6: bool,
+        host: u8,
+    },
+    Flush {
+        dev: usize,
+        v6: bool,
+    },
 }
 
 fn addr(v6: bool, host: u8) -> IpAddr {
@@ -151,7 +167,14 @@ impl Op {
     /// The iproute2 command closest to this step (for the report).
     fn shell(&self) -> String {
         match self {
-            Op::Add { mode, dev, v6, host, state, ll } => {
+            Op::Add {
+                mode,
+                dev,
+                v6,
+                host,
+                state,
+                ll,
+            } => {
                 let l = match ll {
                     Ll::Mac(n) => format!(" lladdr {}", mac_str(&mac(*n))),
                     Ll::None => String::new(),
@@ -172,7 +195,12 @@ impl Op {
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
-    let mode = prop_oneof![Just(Mode::Excl), Just(Mode::Replace), Just(Mode::Change), Just(Mode::Create)];
+    let mode = prop_oneof![
+        Just(Mode::Excl),
+        Just(Mode::Replace),
+        Just(Mode::Change),
+        Just(Mode::Create)
+    ];
     let state = prop::sample::select(vec![NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, NUD_NOARP]);
     let ll = prop_oneof![8 => (1u8..=3).prop_map(Ll::Mac), 1 => Just(Ll::None), 1 => Just(Ll::Short)];
     prop_oneof![
@@ -202,7 +230,14 @@ impl Model {
     /// neigh_delete().
     fn apply(&mut self, op: &Op) -> String {
         match *op {
-            Op::Add { mode, dev, v6, host, state, ll } => {
+            Op::Add {
+                mode,
+                dev,
+                v6,
+                host,
+                state,
+                ll,
+            } => {
                 let key = (DEVS[dev], addr(v6, host));
                 // neigh_add(): the lladdr length check comes before the lookup.
                 let lladdr = match ll {
@@ -274,8 +309,10 @@ fn line(ifindex: u32, dst: &str, state: u16, lladdr: Option<&[u8]>, flags: u8, k
 }
 
 fn dump_lines(dump: &[NeighEntry]) -> Vec<String> {
-    let mut v: Vec<String> =
-        dump.iter().map(|e| line(e.ifindex, &e.dst_str(), e.state, e.lladdr.as_deref(), e.flags, e.kind)).collect();
+    let mut v: Vec<String> = dump
+        .iter()
+        .map(|e| line(e.ifindex, &e.dst_str(), e.state, e.lladdr.as_deref(), e.flags, e.kind))
+        .collect();
     v.sort();
     v
 }
@@ -283,7 +320,14 @@ fn dump_lines(dump: &[NeighEntry]) -> Vec<String> {
 /// Sends `op` to the kernel; returns `ok` or the errno name.
 fn execute(ns: &NetNs, op: &Op) -> Result<String, NlError> {
     Ok(match *op {
-        Op::Add { mode, dev, v6, host, state, ll } => {
+        Op::Add {
+            mode,
+            dev,
+            v6,
+            host,
+            state,
+            ll,
+        } => {
             let short = [0x02u8, 0, 0];
             let m;
             let l: Option<&[u8]> = match ll {
@@ -351,7 +395,12 @@ fn run_sequence(ns: &NetNs, ops: &[Op], tally: &mut Tally, mut record: Option<&m
         *tally.model_answers.entry(want.clone()).or_default() += 1;
         *tally.kernel_answers.entry(got.clone()).or_default() += 1;
         if let Some(ctx) = record.as_deref_mut() {
-            ctx.check_eq(format!("minimal.step{i:02}.answer"), want.clone(), got.clone(), op.shell());
+            ctx.check_eq(
+                format!("minimal.step{i:02}.answer"),
+                want.clone(),
+                got.clone(),
+                op.shell(),
+            );
             ctx.check_eq(
                 format!("minimal.step{i:02}.dump"),
                 json!(want_dump),
@@ -416,7 +465,10 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     match result {
         Ok(()) => Ok(()),
         Err(TestError::Fail(why, ops)) => {
-            ctx.note(format!("minimal failing sequence ({} steps), saved in {REGRESSIONS}:", ops.len()));
+            ctx.note(format!(
+                "minimal failing sequence ({} steps), saved in {REGRESSIONS}:",
+                ops.len()
+            ));
             for op in &ops {
                 ctx.note(format!("  {}", op.shell()));
             }
@@ -437,7 +489,14 @@ mod tests {
     use super::*;
 
     fn add(mode: Mode, state: u16, ll: Ll) -> Op {
-        Op::Add { mode, dev: 0, v6: false, host: 1, state, ll }
+        Op::Add {
+            mode,
+            dev: 0,
+            v6: false,
+            host: 1,
+            state,
+            ll,
+        }
     }
 
     #[test]
@@ -446,17 +505,38 @@ mod tests {
         assert_eq!(m.apply(&add(Mode::Change, NUD_STALE, Ll::Mac(1))), "ENOENT");
         assert_eq!(m.apply(&add(Mode::Excl, NUD_STALE, Ll::None)), "EINVAL");
         // The failed create left a NONE entry behind.
-        assert_eq!(m.lines(), vec!["198.18.0.1 dev 2 lladdr - NONE flags 0 type 1".to_string()]);
+        assert_eq!(
+            m.lines(),
+            vec!["198.18.0.1 dev 2 lladdr - NONE flags 0 type 1".to_string()]
+        );
         assert_eq!(m.apply(&add(Mode::Excl, NUD_STALE, Ll::Mac(1))), "EEXIST");
         assert_eq!(m.apply(&add(Mode::Create, NUD_STALE, Ll::Mac(1))), "ok");
         assert_eq!(m.apply(&add(Mode::Create, NUD_REACHABLE, Ll::Mac(2))), "ok");
-        assert_eq!(m.table.values().next().unwrap().lladdr, Some(mac(1)), "no override without REPLACE");
+        assert_eq!(
+            m.table.values().next().unwrap().lladdr,
+            Some(mac(1)),
+            "no override without REPLACE"
+        );
         assert_eq!(m.apply(&add(Mode::Replace, NUD_PERMANENT, Ll::Mac(2))), "ok");
         assert_eq!(m.apply(&Op::Flush { dev: 0, v6: false }), "ok");
         assert_eq!(m.table.len(), 1, "flush keeps PERMANENT");
         assert_eq!(m.apply(&add(Mode::Replace, NUD_STALE, Ll::Short)), "EINVAL");
-        assert_eq!(m.apply(&Op::Delete { dev: 0, v6: false, host: 1 }), "ok");
-        assert_eq!(m.apply(&Op::Delete { dev: 0, v6: false, host: 1 }), "ENOENT");
+        assert_eq!(
+            m.apply(&Op::Delete {
+                dev: 0,
+                v6: false,
+                host: 1
+            }),
+            "ok"
+        );
+        assert_eq!(
+            m.apply(&Op::Delete {
+                dev: 0,
+                v6: false,
+                host: 1
+            }),
+            "ENOENT"
+        );
         assert_eq!(super::super::errno_name(17), "EEXIST");
     }
 }

@@ -95,10 +95,22 @@ pub fn bench_zerocopy() -> Result<Vec<(String, f64, String)>, String> {
     drop(client);
     let mib = TCP_BYTES as f64 / MIB;
     out.push(("zerocopy.tcp.write".to_string(), mib / write_s, "MiB/s".to_string()));
-    out.push(("zerocopy.tcp.vmsplice_splice".to_string(), mib / splice_s, "MiB/s".to_string()));
+    out.push((
+        "zerocopy.tcp.vmsplice_splice".to_string(),
+        mib / splice_s,
+        "MiB/s".to_string(),
+    ));
     out.push(("zerocopy.tcp.speedup".to_string(), write_s / splice_s, "x".to_string()));
-    out.push(("zerocopy.tcp.write.syscalls_per_mib".to_string(), writes as f64 / mib, "calls/MiB".to_string()));
-    out.push(("zerocopy.tcp.vmsplice_splice.syscalls_per_mib".to_string(), calls as f64 / mib, "calls/MiB".to_string()));
+    out.push((
+        "zerocopy.tcp.write.syscalls_per_mib".to_string(),
+        writes as f64 / mib,
+        "calls/MiB".to_string(),
+    ));
+    out.push((
+        "zerocopy.tcp.vmsplice_splice.syscalls_per_mib".to_string(),
+        calls as f64 / mib,
+        "calls/MiB".to_string(),
+    ));
 
     // Packet socket, 1000-byte frames.
     let si = net.s_ifindex();
@@ -127,10 +139,26 @@ pub fn bench_zerocopy() -> Result<Vec<(String, f64, String)>, String> {
         vs_calls += 1 + splice_all(&pipe_r, &pk, n, SpliceFFlags::empty()).map_err(|x| e(&x))? as u64;
     }
     let vs_s = t.elapsed().as_secs_f64();
-    out.push(("zerocopy.packet.send".to_string(), FRAMES as f64 / send_s, "frames/s".to_string()));
-    out.push(("zerocopy.packet.vmsplice_splice".to_string(), FRAMES as f64 / vs_s, "frames/s".to_string()));
-    out.push(("zerocopy.packet.send.syscalls_per_frame".to_string(), send_calls as f64 / FRAMES as f64, "calls".to_string()));
-    out.push(("zerocopy.packet.vmsplice_splice.syscalls_per_frame".to_string(), vs_calls as f64 / FRAMES as f64, "calls".to_string()));
+    out.push((
+        "zerocopy.packet.send".to_string(),
+        FRAMES as f64 / send_s,
+        "frames/s".to_string(),
+    ));
+    out.push((
+        "zerocopy.packet.vmsplice_splice".to_string(),
+        FRAMES as f64 / vs_s,
+        "frames/s".to_string(),
+    ));
+    out.push((
+        "zerocopy.packet.send.syscalls_per_frame".to_string(),
+        send_calls as f64 / FRAMES as f64,
+        "calls".to_string(),
+    ));
+    out.push((
+        "zerocopy.packet.vmsplice_splice.syscalls_per_frame".to_string(),
+        vs_calls as f64 / FRAMES as f64,
+        "calls".to_string(),
+    ));
     Ok(out)
 }
 

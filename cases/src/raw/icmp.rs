@@ -86,7 +86,10 @@ fn recv_now(fd: &OwnedFd) -> io::Result<Vec<u8>> {
 
 /// Polls a raw socket until an ICMP message arrives.
 fn recv_icmp(fd: &OwnedFd) -> Option<IcmpSeen> {
-    wait_for("an ICMP message on the raw socket", WAIT, || recv_now(fd).ok().and_then(|b| parse_icmp(&b))).ok()
+    wait_for("an ICMP message on the raw socket", WAIT, || {
+        recv_now(fd).ok().and_then(|b| parse_icmp(&b))
+    })
+    .ok()
 }
 
 fn send_echo(fd: &OwnedFd, id: u16, seq: u16) -> Result<(), CaseError> {
@@ -181,19 +184,70 @@ fn run_echo(ctx: &mut Ctx) -> Result<(), CaseError> {
         payload: PAYLOAD.to_vec(),
         checksum_ok: true,
     };
-    ctx.check_eq("reply.src", "198.18.0.2", reply.as_ref().map(|r| std::net::Ipv4Addr::from(r.src).to_string()), "icmp_reply() answers from the address the request was sent to");
-    ctx.check_eq("reply.type", want.ty, reply.as_ref().map(|r| r.ty), "icmp_echo(): ICMP_ECHOREPLY");
+    ctx.check_eq(
+        "reply.src",
+        "198.18.0.2",
+        reply.as_ref().map(|r| std::net::Ipv4Addr::from(r.src).to_string()),
+        "icmp_reply() answers from the address the request was sent to",
+    );
+    ctx.check_eq(
+        "reply.type",
+        want.ty,
+        reply.as_ref().map(|r| r.ty),
+        "icmp_echo(): ICMP_ECHOREPLY",
+    );
     ctx.check_eq("reply.code", 0, reply.as_ref().map(|r| r.code), "icmp_echo(): code 0");
-    ctx.check_eq("reply.id", want.id, reply.as_ref().map(|r| r.id), "icmp_echo() copies the id");
-    ctx.check_eq("reply.seq", 1, reply.as_ref().map(|r| r.seq), "icmp_echo() copies the sequence number");
-    ctx.check_eq("reply.payload_intact", true, reply.as_ref().map(|r| r.payload == want.payload), "icmp_echo() copies the data");
-    ctx.check_eq("reply.checksum_ok", true, reply.as_ref().map(|r| r.checksum_ok), "icmp_reply() computes the checksum (RFC 792)");
+    ctx.check_eq(
+        "reply.id",
+        want.id,
+        reply.as_ref().map(|r| r.id),
+        "icmp_echo() copies the id",
+    );
+    ctx.check_eq(
+        "reply.seq",
+        1,
+        reply.as_ref().map(|r| r.seq),
+        "icmp_echo() copies the sequence number",
+    );
+    ctx.check_eq(
+        "reply.payload_intact",
+        true,
+        reply.as_ref().map(|r| r.payload == want.payload),
+        "icmp_echo() copies the data",
+    );
+    ctx.check_eq(
+        "reply.checksum_ok",
+        true,
+        reply.as_ref().map(|r| r.checksum_ok),
+        "icmp_reply() computes the checksum (RFC 792)",
+    );
     // Only one reply: nothing else is queued.
-    ctx.check_eq("replies_after_first", "EAGAIN", outcome_name(recv_now(&fd)), "one request, one reply");
+    ctx.check_eq(
+        "replies_after_first",
+        "EAGAIN",
+        outcome_name(recv_now(&fd)),
+        "one request, one reply",
+    );
     let s_after = wait_mib(net.sender(), &s_before, &[("Icmp.InEchoReps", 1), ("Ip.InDelivers", 1)])?;
     let r_after = mib(net.receiver())?;
-    check_mib(ctx, "sender", &s_before, &s_after, &sender_model(&s_before), QUIET, MIB_SOURCE);
-    check_mib(ctx, "receiver", &r_before, &r_after, &receiver_model(&r_before), QUIET, MIB_SOURCE);
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &sender_model(&s_before),
+        QUIET,
+        MIB_SOURCE,
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &receiver_model(&r_before),
+        QUIET,
+        MIB_SOURCE,
+    );
     Ok(())
 }
 
@@ -240,20 +294,56 @@ fn run_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
     for (name, fd, mask) in [("a", &a, mask_a), ("b", &b, mask_b)] {
         let got = sys::getsockopt_bytes(fd.as_fd(), SOL_RAW, ICMP_FILTER, 4)?;
         let got = (got.len() == 4).then(|| u32::from_ne_bytes([got[0], got[1], got[2], got[3]]));
-        ctx.check_eq(format!("{name}.icmp_filter"), mask, got, "raw_geticmpfilter() returns the mask raw_seticmpfilter() stored");
+        ctx.check_eq(
+            format!("{name}.icmp_filter"),
+            mask,
+            got,
+            "raw_geticmpfilter() returns the mask raw_seticmpfilter() stored",
+        );
     }
     let id = std::process::id() as u16;
     send_echo(&c, id, 7)?;
     let got_c = recv_icmp(&c);
-    ctx.check_eq("c.received", "echo reply", got_c.as_ref().map(describe), "no filter: raw_v4_input() delivers every ICMP message");
+    ctx.check_eq(
+        "c.received",
+        "echo reply",
+        got_c.as_ref().map(describe),
+        "no filter: raw_v4_input() delivers every ICMP message",
+    );
     // The counters prove the reply arrived at the sender's ICMP layer.
     let s_after = wait_mib(net.sender(), &s_before, &[("Icmp.InEchoReps", 1), ("Ip.InDelivers", 1)])?;
     let got_b = recv_now(&b).ok().and_then(|v| parse_icmp(&v));
-    ctx.check_eq("b.received", "echo reply", got_b.as_ref().map(describe), "a mask without bit 0 lets echo replies through");
-    ctx.check_eq("a.received", "EAGAIN", outcome_name(recv_now(&a)), "icmp_filter(): (1 << ICMP_ECHOREPLY) & mask drops the reply for this socket");
+    ctx.check_eq(
+        "b.received",
+        "echo reply",
+        got_b.as_ref().map(describe),
+        "a mask without bit 0 lets echo replies through",
+    );
+    ctx.check_eq(
+        "a.received",
+        "EAGAIN",
+        outcome_name(recv_now(&a)),
+        "icmp_filter(): (1 << ICMP_ECHOREPLY) & mask drops the reply for this socket",
+    );
     let r_after = mib(net.receiver())?;
-    check_mib(ctx, "sender", &s_before, &s_after, &sender_model(&s_before), QUIET, MIB_SOURCE);
-    check_mib(ctx, "receiver", &r_before, &r_after, &receiver_model(&r_before), QUIET, MIB_SOURCE);
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &sender_model(&s_before),
+        QUIET,
+        MIB_SOURCE,
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &receiver_model(&r_before),
+        QUIET,
+        MIB_SOURCE,
+    );
     Ok(())
 }
 
@@ -273,7 +363,10 @@ mod tests {
         let mut pkt = vec![0x45, 0, 0, 84, 0, 0, 0x40, 0, 64, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
         pkt.extend(echo_request(0x4242, 7, &PAYLOAD));
         let p = parse_icmp(&pkt).unwrap();
-        assert_eq!((p.src, p.ty, p.id, p.seq, p.payload.len()), ([127, 0, 0, 1], ICMP_ECHO_REQUEST, 0x4242, 7, 56));
+        assert_eq!(
+            (p.src, p.ty, p.id, p.seq, p.payload.len()),
+            ([127, 0, 0, 1], ICMP_ECHO_REQUEST, 0x4242, 7, 56)
+        );
         assert!(p.checksum_ok);
         // Found by fuzz/fuzz_targets/icmp.rs: an IHL below 5 left the source
         // address (bytes 12..16) outside an 8-byte buffer, and indexing panicked.

@@ -156,7 +156,11 @@ pub(crate) fn net3(opts: Net3Opts) -> Result<Net3, CaseError> {
         .addr("third", T_DEV, "198.18.1.3/24");
     for ns in ["sender", "receiver", "third"] {
         let rp = if ns == "receiver" { opts.rp_filter } else { 0 }.to_string();
-        let martians = if ns == "receiver" && opts.log_martians { "1" } else { "0" };
+        let martians = if ns == "receiver" && opts.log_martians {
+            "1"
+        } else {
+            "0"
+        };
         for scope in ["all", "default"] {
             b = b
                 .sysctl(ns, &format!("net.ipv6.conf.{scope}.disable_ipv6"), "1")
@@ -168,7 +172,10 @@ pub(crate) fn net3(opts: Net3Opts) -> Result<Net3, CaseError> {
     for (ns, k, v) in &opts.sysctls {
         b = b.sysctl(ns, k, v);
     }
-    Ok(Net3 { topo: b.build()?, r_dev })
+    Ok(Net3 {
+        topo: b.build()?,
+        r_dev,
+    })
 }
 
 /// The errno of an I/O error by name (`EADDRNOTAVAIL`), or `ok`.
@@ -196,7 +203,11 @@ pub(crate) fn mib(ns: &NetNs) -> Result<Mib, CaseError> {
 /// `before`, then returns the namespace's MIB; after [`WAIT`] it returns the
 /// MIB as it is (the checks then say what did not happen).
 pub(crate) fn wait_mib(ns: &NetNs, before: &Mib, until: &[(&str, i64)]) -> Result<Mib, CaseError> {
-    let done = |m: &Mib| until.iter().all(|(k, d)| m.get(k).unwrap_or(0) - before.get(k).unwrap_or(0) >= *d);
+    let done = |m: &Mib| {
+        until
+            .iter()
+            .all(|(k, d)| m.get(k).unwrap_or(0) - before.get(k).unwrap_or(0) >= *d)
+    };
     match wait_for("MIB counters", WAIT, || ns.mib().ok().filter(|m| done(m))) {
         Ok(m) => Ok(m),
         Err(_) => mib(ns),
@@ -338,7 +349,10 @@ pub(crate) fn port_of(s: &UdpSocket) -> Result<u16, CaseError> {
 pub(crate) fn recv_wait(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     s.set_nonblocking(true).ok()?;
     let mut buf = vec![0u8; 65536];
-    wait_for("a datagram", WAIT, || s.recv_from(&mut buf).ok().map(|(n, a)| (buf[..n].to_vec(), a))).ok()
+    wait_for("a datagram", WAIT, || {
+        s.recv_from(&mut buf).ok().map(|(n, a)| (buf[..n].to_vec(), a))
+    })
+    .ok()
 }
 
 /// Reads every datagram queued now (non-blocking).
@@ -413,7 +427,9 @@ pub(crate) fn udp_frame(
     dport: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(src, dst, 64).udp(sport, dport);
+    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, 64)
+        .udp(sport, dport);
     let mut v = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut v, payload).expect("writing to a Vec cannot fail");
     v

@@ -110,16 +110,42 @@ fn run_cooked(ctx: &mut Ctx) -> Result<(), CaseError> {
     }
     let s_before = mib(net.sender())?;
     let r_before = mib(net.receiver())?;
-    let ip1 = udp_packet(SENDER, RECEIVER, 40200, port, b"sent cooked: the kernel wrote the Ethernet header");
+    let ip1 = udp_packet(
+        SENDER,
+        RECEIVER,
+        40200,
+        port,
+        b"sent cooked: the kernel wrote the Ethernet header",
+    );
     let f2 = udp_frame(smac, rmac, SENDER, RECEIVER, 40201, port, b"sent raw: we wrote it");
     let cooked = packet_socket(net.sender(), libc::SOCK_DGRAM, 0, si)?;
-    let sent1 = socket::sendto(cooked.as_raw_fd(), &ip1, &sys::link_addr(si as i32, ETH_P_IP, rmac), MsgFlags::empty());
-    ctx.check_eq("send.cooked", ip1.len() as i64, sent1.map(|n| n as i64).unwrap_or(-1), "packet_snd() returns the payload length; the header it adds is not counted");
+    let sent1 = socket::sendto(
+        cooked.as_raw_fd(),
+        &ip1,
+        &sys::link_addr(si as i32, ETH_P_IP, rmac),
+        MsgFlags::empty(),
+    );
+    ctx.check_eq(
+        "send.cooked",
+        ip1.len() as i64,
+        sent1.map(|n| n as i64).unwrap_or(-1),
+        "packet_snd() returns the payload length; the header it adds is not counted",
+    );
     let raw = packet_socket(net.sender(), libc::SOCK_RAW, 0, si)?;
     let sent2 = sys::send(raw.as_fd(), &f2, 0);
-    ctx.check_eq("send.raw", f2.len() as i64, sent2.map(|n| n as i64).unwrap_or(-1), "packet_snd() sends the frame as given");
+    ctx.check_eq(
+        "send.raw",
+        f2.len() as i64,
+        sent2.map(|n| n as i64).unwrap_or(-1),
+        "packet_snd() sends the frame as given",
+    );
     let got = recv_n(&rx, 2);
-    ctx.check_eq("udp.datagrams", 2, got.len() as i64, "both frames are well-formed datagrams for the open port");
+    ctx.check_eq(
+        "udp.datagrams",
+        2,
+        got.len() as i64,
+        "both frames are well-formed datagrams for the open port",
+    );
     let ips = [ip1.clone(), f2[14..].to_vec()];
     for (name, ty, fd) in &socks {
         let mut frames = Vec::new();
@@ -128,7 +154,12 @@ fn run_cooked(ctx: &mut Ctx) -> Result<(), CaseError> {
             (frames.len() >= 2).then_some(())
         });
         frames.extend(read_frames(fd));
-        ctx.check_eq(format!("{name}.frames"), 2, frames.len() as i64, "each socket sees each frame once; there is no other traffic (IPv6 off, no ARP: nothing used the IP layer)");
+        ctx.check_eq(
+            format!("{name}.frames"),
+            2,
+            frames.len() as i64,
+            "each socket sees each frame once; there is no other traffic (IPv6 off, no ARP: nothing used the IP layer)",
+        );
         let raw_ty = *ty == libc::SOCK_RAW;
         for (j, ip) in ips.iter().enumerate() {
             let want: Vec<u8> = if raw_ty {
@@ -142,21 +173,76 @@ fn run_cooked(ctx: &mut Ctx) -> Result<(), CaseError> {
                 ip.clone()
             };
             let hit = frames.iter().find(|(b, _)| *b == want);
-            let src = if raw_ty { "SOCK_RAW keeps the 14-byte Ethernet header (dst, src, EtherType)" } else { "SOCK_DGRAM: packet_rcv() pulls the link-layer header" };
-            ctx.check_eq(format!("{name}.frame{j}.len"), want.len() as i64, hit.map(|(b, _)| b.len() as i64), src);
+            let src = if raw_ty {
+                "SOCK_RAW keeps the 14-byte Ethernet header (dst, src, EtherType)"
+            } else {
+                "SOCK_DGRAM: packet_rcv() pulls the link-layer header"
+            };
+            ctx.check_eq(
+                format!("{name}.frame{j}.len"),
+                want.len() as i64,
+                hit.map(|(b, _)| b.len() as i64),
+                src,
+            );
             let a = hit.and_then(|(_, a)| *a);
-            ctx.check_eq(format!("{name}.frame{j}.sll_protocol"), i64::from(ETH_P_IP), a.map(|a| i64::from(u16::from_be(a.protocol()))), "sll_protocol is the EtherType, network order");
-            ctx.check_eq(format!("{name}.frame{j}.sll_ifindex"), i64::from(ri), a.map(|a| a.ifindex() as i64), "the receiving device");
-            ctx.check_eq(format!("{name}.frame{j}.sll_pkttype"), i64::from(PACKET_HOST), a.map(|a| i64::from(a.pkttype())), "eth_type_trans(): our MAC -> PACKET_HOST");
-            ctx.check_eq(format!("{name}.frame{j}.sll_hatype"), i64::from(ARPHRD_ETHER), a.map(|a| i64::from(a.hatype())), "veth is ARPHRD_ETHER");
-            ctx.check_eq(format!("{name}.frame{j}.sll_addr"), format!("{:02x?}", smac), a.and_then(|a| a.addr()).map(|m| format!("{m:02x?}")), "dev_parse_header(): the source MAC, in both modes");
-            ctx.check_eq(format!("{name}.frame{j}.sll_halen"), 6, a.map(|a| a.halen() as i64), "6-byte Ethernet addresses");
+            ctx.check_eq(
+                format!("{name}.frame{j}.sll_protocol"),
+                i64::from(ETH_P_IP),
+                a.map(|a| i64::from(u16::from_be(a.protocol()))),
+                "sll_protocol is the EtherType, network order",
+            );
+            ctx.check_eq(
+                format!("{name}.frame{j}.sll_ifindex"),
+                i64::from(ri),
+                a.map(|a| a.ifindex() as i64),
+                "the receiving device",
+            );
+            ctx.check_eq(
+                format!("{name}.frame{j}.sll_pkttype"),
+                i64::from(PACKET_HOST),
+                a.map(|a| i64::from(a.pkttype())),
+                "eth_type_trans(): our MAC -> PACKET_HOST",
+            );
+            ctx.check_eq(
+                format!("{name}.frame{j}.sll_hatype"),
+                i64::from(ARPHRD_ETHER),
+                a.map(|a| i64::from(a.hatype())),
+                "veth is ARPHRD_ETHER",
+            );
+            ctx.check_eq(
+                format!("{name}.frame{j}.sll_addr"),
+                format!("{:02x?}", smac),
+                a.and_then(|a| a.addr()).map(|m| format!("{m:02x?}")),
+                "dev_parse_header(): the source MAC, in both modes",
+            );
+            ctx.check_eq(
+                format!("{name}.frame{j}.sll_halen"),
+                6,
+                a.map(|a| a.halen() as i64),
+                "6-byte Ethernet addresses",
+            );
         }
     }
     let s_after = mib(net.sender())?;
     let r_after = mib(net.receiver())?;
-    check_mib(ctx, "sender", &s_before, &s_after, &[], QUIET, "packet sockets bypass the IP layer: nothing counts their frames");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[("Udp.InDatagrams", 2), ("Ip.InReceives", 2), ("Ip.InDelivers", 2)], QUIET, "two datagrams delivered and read");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &[],
+        QUIET,
+        "packet sockets bypass the IP layer: nothing counts their frames",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[("Udp.InDatagrams", 2), ("Ip.InReceives", 2), ("Ip.InDelivers", 2)],
+        QUIET,
+        "two datagrams delivered and read",
+    );
     Ok(())
 }
 
@@ -191,7 +277,15 @@ struct RxRing {
 impl RxRing {
     /// socket(AF_PACKET, SOCK_RAW, 0); PACKET_VERSION; PACKET_RX_RING; mmap;
     /// then bind to `ifindex` for ETH_P_IP (only then do frames arrive).
-    fn new(ns: &NetNs, ifindex: u32, version: Version, block_size: usize, block_nr: usize, frame_size: usize, tov_ms: u32) -> Result<RxRing, CaseError> {
+    fn new(
+        ns: &NetNs,
+        ifindex: u32,
+        version: Version,
+        block_size: usize,
+        block_nr: usize,
+        frame_size: usize,
+        tov_ms: u32,
+    ) -> Result<RxRing, CaseError> {
         let fd = ns.socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?;
         let v = if version == Version::V3 { TPACKET_V3 } else { TPACKET_V2 };
         sys::setsockopt_int(fd.as_fd(), SOL_PACKET, PACKET_VERSION, v)?;
@@ -204,7 +298,16 @@ impl RxRing {
         sys::setsockopt_bytes(fd.as_fd(), SOL_PACKET, PACKET_RX_RING, &bytes)?;
         let ring = MmapRing::map(fd.as_fd(), block_size * block_nr)?;
         socket::bind(fd.as_raw_fd(), &sys::link_addr(ifindex as i32, ETH_P_IP, [0; 6]))?;
-        Ok(RxRing { fd, ring, version, block_size, block_nr, frame_size, frame_nr, cursor: 0 })
+        Ok(RxRing {
+            fd,
+            ring,
+            version,
+            block_size,
+            block_nr,
+            frame_size,
+            frame_nr,
+            cursor: 0,
+        })
     }
 
     fn v2_off(&self, i: usize) -> usize {
@@ -277,7 +380,10 @@ impl RxRing {
     /// Reading resets the kernel's counters.
     fn stats(&self) -> io::Result<(u32, u32, Option<u32>)> {
         let b = sys::getsockopt_bytes(self.fd.as_fd(), SOL_PACKET, PACKET_STATISTICS, 12)?;
-        let w = |i: usize| b.get(i * 4..i * 4 + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+        let w = |i: usize| {
+            b.get(i * 4..i * 4 + 4)
+                .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+        };
         Ok((w(0).unwrap_or(0), w(1).unwrap_or(0), w(2)))
     }
 }
@@ -319,7 +425,11 @@ pub static RX_RING: CaseDef = CaseDef {
 };
 
 fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
-    let version = if ctx.variant == Some("v2") { Version::V2 } else { Version::V3 };
+    let version = if ctx.variant == Some("v2") {
+        Version::V2
+    } else {
+        Version::V3
+    };
     let net = net3(Net3Opts::default())?;
     let rx = udp_bound(net.receiver(), RECEIVER, 0)?;
     sys::setsockopt_int(rx.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1 << 20)?;
@@ -346,24 +456,72 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
         (frames.len() >= k).then_some(())
     });
     frames.extend(ring.collect(true));
-    ctx.check_eq("ring.frames", k as i64, frames.len() as i64, "tpacket_rcv() puts each ETH_P_IP frame of the device into the ring");
-    let mut seen: Vec<Vec<u8>> = frames.iter().map(|f| f.data.get(42..).unwrap_or(&[]).to_vec()).collect();
+    ctx.check_eq(
+        "ring.frames",
+        k as i64,
+        frames.len() as i64,
+        "tpacket_rcv() puts each ETH_P_IP frame of the device into the ring",
+    );
+    let mut seen: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| f.data.get(42..).unwrap_or(&[]).to_vec())
+        .collect();
     seen.sort();
-    ctx.check_eq("ring.payloads_as_sent", true, seen == payloads, "the frames carry the datagrams sent, in full (snaplen is not limited)");
+    ctx.check_eq(
+        "ring.payloads_as_sent",
+        true,
+        seen == payloads,
+        "the frames carry the datagrams sent, in full (snaplen is not limited)",
+    );
     let wire = |p: &Vec<u8>| (14 + 20 + 8 + p.len()) as u32;
-    ctx.check_eq("ring.tp_len_ok", true, frames.iter().all(|f| payloads.iter().any(|p| wire(p) == f.len)), "tp_len is skb->len plus the MAC header: the frame's length");
-    ctx.check_eq("ring.tp_snaplen_eq_len", true, frames.iter().all(|f| f.snaplen == f.len), "no snap limit (frame/block room suffices): tp_snaplen == tp_len");
-    ctx.check_eq("ring.tp_net_minus_tp_mac", 14, frames.first().map(|f| i64::from(f.net) - i64::from(f.mac)), "tp_net = tp_mac + the 14-byte Ethernet header (SOCK_RAW)");
+    ctx.check_eq(
+        "ring.tp_len_ok",
+        true,
+        frames.iter().all(|f| payloads.iter().any(|p| wire(p) == f.len)),
+        "tp_len is skb->len plus the MAC header: the frame's length",
+    );
+    ctx.check_eq(
+        "ring.tp_snaplen_eq_len",
+        true,
+        frames.iter().all(|f| f.snaplen == f.len),
+        "no snap limit (frame/block room suffices): tp_snaplen == tp_len",
+    );
+    ctx.check_eq(
+        "ring.tp_net_minus_tp_mac",
+        14,
+        frames.first().map(|f| i64::from(f.net) - i64::from(f.mac)),
+        "tp_net = tp_mac + the 14-byte Ethernet header (SOCK_RAW)",
+    );
     let (packets, drops, freeze) = ring.stats()?;
-    ctx.check_eq("ring.tp_packets", k as i64, i64::from(packets), "tp_packets counts frames put in the ring (plus drops)");
+    ctx.check_eq(
+        "ring.tp_packets",
+        k as i64,
+        i64::from(packets),
+        "tp_packets counts frames put in the ring (plus drops)",
+    );
     ctx.check_eq("ring.tp_drops", 0, i64::from(drops), "the ring never filled");
     if version == Version::V3 {
-        ctx.check_eq("ring.tp_freeze_q_cnt", 0, freeze.map(i64::from), "no block was ever unavailable");
+        ctx.check_eq(
+            "ring.tp_freeze_q_cnt",
+            0,
+            freeze.map(i64::from),
+            "no block was ever unavailable",
+        );
     }
     let addr = ring.ring.addr();
-    ctx.check_eq("ring.mapped_while_held", true, is_mapped(addr)?, "MmapRing::map() mapped it");
+    ctx.check_eq(
+        "ring.mapped_while_held",
+        true,
+        is_mapped(addr)?,
+        "MmapRing::map() mapped it",
+    );
     drop(ring);
-    ctx.check_eq("ring.mapped_after_drop", false, is_mapped(addr)?, "the MmapRing guard's Drop calls munmap()");
+    ctx.check_eq(
+        "ring.mapped_after_drop",
+        false,
+        is_mapped(addr)?,
+        "the MmapRing guard's Drop calls munmap()",
+    );
 
     // The small ring under a burst.
     let n = 96usize;
@@ -385,33 +543,89 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
         in_ring = small.collect(false).len();
         (acc_packets >= n as u64 && in_ring as u64 + acc_drops >= acc_packets).then_some(())
     });
-    ctx.check_eq("small.tp_packets", n as i64, acc_packets as i64, "packet_getsockopt(): tp_packets += tp_drops, so it counts every frame offered");
-    ctx.check_eq("small.delivered_plus_drops", n as i64, (in_ring as u64 + acc_drops) as i64, "every frame is either in the ring or counted in tp_drops (drop_n_account)");
+    ctx.check_eq(
+        "small.tp_packets",
+        n as i64,
+        acc_packets as i64,
+        "packet_getsockopt(): tp_packets += tp_drops, so it counts every frame offered",
+    );
+    ctx.check_eq(
+        "small.delivered_plus_drops",
+        n as i64,
+        (in_ring as u64 + acc_drops) as i64,
+        "every frame is either in the ring or counted in tp_drops (drop_n_account)",
+    );
     match version {
         Version::V2 => {
-            ctx.check_eq("small.in_ring", 4, in_ring as i64, "V2: a frame slot per packet; 4 slots, none given back");
-            ctx.check_eq("small.tp_drops", (n - 4) as i64, acc_drops as i64, "V2: every frame after the 4th finds no TP_STATUS_KERNEL slot");
+            ctx.check_eq(
+                "small.in_ring",
+                4,
+                in_ring as i64,
+                "V2: a frame slot per packet; 4 slots, none given back",
+            );
+            ctx.check_eq(
+                "small.tp_drops",
+                (n - 4) as i64,
+                acc_drops as i64,
+                "V2: every frame after the 4th finds no TP_STATUS_KERNEL slot",
+            );
         }
         Version::V3 => {
             let per_block = (4096 - 48) / (TPACKET3_HDRLEN + 14 + 20 + 8 + burst[0].len());
-            ctx.check("small.tp_drops", Expect::Ge((n - 2 * per_block) as i64), acc_drops as i64, "V3: two 4 KiB blocks hold at most 2 * (4096 - 48) / (68 + frame) packets; the rest is dropped");
-            ctx.check("small.tp_freeze_q_cnt", Expect::Ge(1), acc_freeze as i64, "prb_freeze_queue(): the next block was still the user's");
+            ctx.check(
+                "small.tp_drops",
+                Expect::Ge((n - 2 * per_block) as i64),
+                acc_drops as i64,
+                "V3: two 4 KiB blocks hold at most 2 * (4096 - 48) / (68 + frame) packets; the rest is dropped",
+            );
+            ctx.check(
+                "small.tp_freeze_q_cnt",
+                Expect::Ge(1),
+                acc_freeze as i64,
+                "prb_freeze_queue(): the next block was still the user's",
+            );
         }
     }
     let saddr = small.ring.addr();
     drop(small);
-    ctx.check_eq("small.mapped_after_drop", false, is_mapped(saddr)?, "the MmapRing guard's Drop calls munmap()");
+    ctx.check_eq(
+        "small.mapped_after_drop",
+        false,
+        is_mapped(saddr)?,
+        "the MmapRing guard's Drop calls munmap()",
+    );
 
     let total = k + n;
     let got = recv_n(&rx, total);
-    ctx.check_eq("udp.datagrams", total as i64, got.len() as i64, "the packet taps do not take frames away from ip_rcv()");
+    ctx.check_eq(
+        "udp.datagrams",
+        total as i64,
+        got.len() as i64,
+        "the packet taps do not take frames away from ip_rcv()",
+    );
     let s_after = mib(net.sender())?;
     let r_after = mib(net.receiver())?;
     let t = total as i64;
     let mut s_model = ip_out(&s_before, t);
     s_model.push(("Udp.OutDatagrams", t));
-    check_mib(ctx, "sender", &s_before, &s_after, &s_model, QUIET, "udp_sendmsg() per datagram");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[("Udp.InDatagrams", t), ("Ip.InReceives", t), ("Ip.InDelivers", t)], QUIET, "every datagram delivered and read");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &s_model,
+        QUIET,
+        "udp_sendmsg() per datagram",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[("Udp.InDatagrams", t), ("Ip.InReceives", t), ("Ip.InDelivers", t)],
+        QUIET,
+        "every datagram delivered and read",
+    );
     Ok(())
 }
 
@@ -419,7 +633,8 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
 pub static TX_RING: CaseDef = CaseDef {
     id: "packet.tx_ring",
     variants: &[],
-    summary: "PACKET_TX_RING: k frames written into the mmap'd ring go out with one send(); every slot returns to available",
+    summary:
+        "PACKET_TX_RING: k frames written into the mmap'd ring go out with one send(); every slot returns to available",
     drives: "In the sender, a SOCK_RAW packet socket with TPACKET_V2 and PACKET_TX_RING (8 slots of 2 \
         KiB in 4 blocks), mapped and bound to the sender's veth. 6 complete Ethernet frames (UDP to the \
         receiver's socket) are written into slots 0-5 (data at offset 32, tp_len set, then tp_status = \
@@ -455,7 +670,10 @@ fn run_tx(ctx: &mut Ctx) -> Result<(), CaseError> {
     sys::setsockopt_int(fd.as_fd(), SOL_PACKET, PACKET_VERSION, TPACKET_V2)?;
     let (block_size, block_nr, frame_size) = (4096usize, 4usize, 2048usize);
     let frame_nr = block_size / frame_size * block_nr;
-    let req: Vec<u8> = [block_size, block_nr, frame_size, frame_nr].iter().flat_map(|w| (*w as u32).to_ne_bytes()).collect();
+    let req: Vec<u8> = [block_size, block_nr, frame_size, frame_nr]
+        .iter()
+        .flat_map(|w| (*w as u32).to_ne_bytes())
+        .collect();
     sys::setsockopt_bytes(fd.as_fd(), SOL_PACKET, PACKET_TX_RING, &req)?;
     let ring = MmapRing::map(fd.as_fd(), block_size * block_nr)?;
     socket::bind(fd.as_raw_fd(), &sys::link_addr(si as i32, 0, [0; 6]))?;
@@ -471,7 +689,12 @@ fn run_tx(ctx: &mut Ctx) -> Result<(), CaseError> {
         ring.store_status(slot(i), TP_STATUS_SEND_REQUEST);
     }
     let sent = sys::send(fd.as_fd(), &[], 0);
-    ctx.check_eq("send.bytes", total as i64, sent.map(|n| n as i64).unwrap_or(-1), "tpacket_snd() returns the bytes of every frame it sent");
+    ctx.check_eq(
+        "send.bytes",
+        total as i64,
+        sent.map(|n| n as i64).unwrap_or(-1),
+        "tpacket_snd() returns the bytes of every frame it sent",
+    );
     ctx.observe("syscalls", 1);
     ctx.observe("frames_per_syscall", k as u64);
     let statuses: Vec<u32> = match wait_for("every slot available again", WAIT, || {
@@ -482,22 +705,67 @@ fn run_tx(ctx: &mut Ctx) -> Result<(), CaseError> {
         Err(_) => (0..frame_nr).map(|i| ring.load_status(slot(i))).collect(),
     };
     for (i, st) in statuses.iter().enumerate() {
-        let src = if i < k { "tpacket_destruct_skb() sets TP_STATUS_AVAILABLE" } else { "an untouched slot stays TP_STATUS_AVAILABLE" };
-        ctx.check_eq(format!("slot{i}.tp_status"), i64::from(TP_STATUS_AVAILABLE), i64::from(*st), src);
+        let src = if i < k {
+            "tpacket_destruct_skb() sets TP_STATUS_AVAILABLE"
+        } else {
+            "an untouched slot stays TP_STATUS_AVAILABLE"
+        };
+        ctx.check_eq(
+            format!("slot{i}.tp_status"),
+            i64::from(TP_STATUS_AVAILABLE),
+            i64::from(*st),
+            src,
+        );
     }
     let got = recv_n(&rx, k);
     let mut seen: Vec<Vec<u8>> = got.iter().map(|(p, _)| p.clone()).collect();
     seen.sort();
-    ctx.check_eq("receiver.datagrams", k as i64, got.len() as i64, "each SEND_REQUEST slot went out once");
-    ctx.check_eq("receiver.payloads_as_written", true, seen == payloads, "the frames are the slots' bytes");
-    ctx.check_eq("receiver.nothing_more", 0, drain(&rx).len() as i64, "exactly those k frames");
+    ctx.check_eq(
+        "receiver.datagrams",
+        k as i64,
+        got.len() as i64,
+        "each SEND_REQUEST slot went out once",
+    );
+    ctx.check_eq(
+        "receiver.payloads_as_written",
+        true,
+        seen == payloads,
+        "the frames are the slots' bytes",
+    );
+    ctx.check_eq(
+        "receiver.nothing_more",
+        0,
+        drain(&rx).len() as i64,
+        "exactly those k frames",
+    );
     let addr = ring.addr();
     drop(ring);
-    ctx.check_eq("ring.mapped_after_drop", false, is_mapped(addr)?, "the MmapRing guard's Drop calls munmap()");
+    ctx.check_eq(
+        "ring.mapped_after_drop",
+        false,
+        is_mapped(addr)?,
+        "the MmapRing guard's Drop calls munmap()",
+    );
     let s_after = mib(net.sender())?;
     let r_after = mib(net.receiver())?;
     let kk = k as i64;
-    check_mib(ctx, "sender", &s_before, &s_after, &[], QUIET, "packet sockets bypass the IP layer");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[("Udp.InDatagrams", kk), ("Ip.InReceives", kk), ("Ip.InDelivers", kk)], QUIET, "k datagrams delivered and read");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &[],
+        QUIET,
+        "packet sockets bypass the IP layer",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[("Udp.InDatagrams", kk), ("Ip.InReceives", kk), ("Ip.InDelivers", kk)],
+        QUIET,
+        "k datagrams delivered and read",
+    );
     Ok(())
 }

@@ -160,48 +160,174 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let cport = client.local_addr()?.port();
     let (srv_local, srv_peer) = (server.local_addr()?, server.peer_addr()?);
     let inet_sockets = [
-        Expected { name: "tcp_listener", fd: listener.as_fd(), home: &r_tcp, others: vec![&s_tcp, &r_udp, &s_udp], local: format!("198.18.0.2:{lport}"), remote: "0.0.0.0:0".into(), st: "0A" },
-        Expected { name: "tcp_accepted", fd: server.as_fd(), home: &r_tcp, others: vec![&s_tcp, &r_udp, &s_udp], local: srv_local.to_string(), remote: srv_peer.to_string(), st: "01" },
-        Expected { name: "tcp_client", fd: client.as_fd(), home: &s_tcp, others: vec![&r_tcp, &r_udp, &s_udp], local: format!("198.18.0.1:{cport}"), remote: format!("198.18.0.2:{}", srv_local.port()), st: "01" },
-        Expected { name: "udp", fd: udp.as_fd(), home: &r_udp, others: vec![&s_udp, &r_tcp, &s_tcp], local: udp.local_addr()?.to_string(), remote: "0.0.0.0:0".into(), st: "07" },
+        Expected {
+            name: "tcp_listener",
+            fd: listener.as_fd(),
+            home: &r_tcp,
+            others: vec![&s_tcp, &r_udp, &s_udp],
+            local: format!("198.18.0.2:{lport}"),
+            remote: "0.0.0.0:0".into(),
+            st: "0A",
+        },
+        Expected {
+            name: "tcp_accepted",
+            fd: server.as_fd(),
+            home: &r_tcp,
+            others: vec![&s_tcp, &r_udp, &s_udp],
+            local: srv_local.to_string(),
+            remote: srv_peer.to_string(),
+            st: "01",
+        },
+        Expected {
+            name: "tcp_client",
+            fd: client.as_fd(),
+            home: &s_tcp,
+            others: vec![&r_tcp, &r_udp, &s_udp],
+            local: format!("198.18.0.1:{cport}"),
+            remote: format!("198.18.0.2:{}", srv_local.port()),
+            st: "01",
+        },
+        Expected {
+            name: "udp",
+            fd: udp.as_fd(),
+            home: &r_udp,
+            others: vec![&s_udp, &r_tcp, &s_tcp],
+            local: udp.local_addr()?.to_string(),
+            remote: "0.0.0.0:0".into(),
+            st: "07",
+        },
     ];
-    for Expected { name, fd, home, others, local, remote, st } in &inet_sockets {
+    for Expected {
+        name,
+        fd,
+        home,
+        others,
+        local,
+        remote,
+        st,
+    } in &inet_sockets
+    {
         let ino = fd_inode(*fd);
         let st_ino = nix::sys::stat::fstat(*fd).ok().map(|s| s.st_ino);
-        ctx.check_eq(format!("{name}.fd_link_inode_vs_fstat"), st_ino.map(|v| v as i64), ino.map(|v| v as i64), "/proc/PID/fd/N is 'socket:[st_ino]' (sockfs_dname)");
+        ctx.check_eq(
+            format!("{name}.fd_link_inode_vs_fstat"),
+            st_ino.map(|v| v as i64),
+            ino.map(|v| v as i64),
+            "/proc/PID/fd/N is 'socket:[st_ino]' (sockfs_dname)",
+        );
         let Some(ino) = ino else { continue };
         let hits: Vec<&InetLine> = home.iter().filter(|l| l.inode == ino).collect();
-        ctx.check_eq(format!("{name}.lines_in_own_namespace"), 1, hits.len() as i64, "one line per socket in the namespace's seq file");
+        ctx.check_eq(
+            format!("{name}.lines_in_own_namespace"),
+            1,
+            hits.len() as i64,
+            "one line per socket in the namespace's seq file",
+        );
         let elsewhere: usize = others.iter().map(|o| o.iter().filter(|l| l.inode == ino).count()).sum();
-        ctx.check_eq(format!("{name}.lines_elsewhere"), 0, elsewhere as i64, "seq files list only the reader's namespace (and only their protocol)");
+        ctx.check_eq(
+            format!("{name}.lines_elsewhere"),
+            0,
+            elsewhere as i64,
+            "seq files list only the reader's namespace (and only their protocol)",
+        );
         if let Some(l) = hits.first() {
-            ctx.check_eq(format!("{name}.local"), local.clone(), l.local.clone(), "%08X:%04X of inet_rcv_saddr and the port");
-            ctx.check_eq(format!("{name}.remote"), remote.clone(), l.remote.clone(), "%08X:%04X of inet_daddr and the peer port");
-            ctx.check_eq(format!("{name}.st"), *st, l.st.clone(), "sk_state in hex: 0A LISTEN, 01 ESTABLISHED, 07 CLOSE");
-            ctx.check_eq(format!("{name}.uid"), i64::from(uid), i64::from(l.uid), "sock_i_uid() as seen from the reader's user namespace");
+            ctx.check_eq(
+                format!("{name}.local"),
+                local.clone(),
+                l.local.clone(),
+                "%08X:%04X of inet_rcv_saddr and the port",
+            );
+            ctx.check_eq(
+                format!("{name}.remote"),
+                remote.clone(),
+                l.remote.clone(),
+                "%08X:%04X of inet_daddr and the peer port",
+            );
+            ctx.check_eq(
+                format!("{name}.st"),
+                *st,
+                l.st.clone(),
+                "sk_state in hex: 0A LISTEN, 01 ESTABLISHED, 07 CLOSE",
+            );
+            ctx.check_eq(
+                format!("{name}.uid"),
+                i64::from(uid),
+                i64::from(l.uid),
+                "sock_i_uid() as seen from the reader's user namespace",
+            );
         }
     }
     // The unix socket.
     let ino = fd_inode(unix.as_fd());
     let st_ino = nix::sys::stat::fstat(unix.as_fd()).ok().map(|s| s.st_ino);
-    ctx.check_eq("unix.fd_link_inode_vs_fstat", st_ino.map(|v| v as i64), ino.map(|v| v as i64), "/proc/PID/fd/N is 'socket:[st_ino]'");
+    ctx.check_eq(
+        "unix.fd_link_inode_vs_fstat",
+        st_ino.map(|v| v as i64),
+        ino.map(|v| v as i64),
+        "/proc/PID/fd/N is 'socket:[st_ino]'",
+    );
     if let Some(ino) = ino {
         let hits: Vec<&UnixLine> = r_unix.iter().filter(|l| l.inode == ino).collect();
-        ctx.check_eq("unix.lines_in_own_namespace", 1, hits.len() as i64, "unix sockets belong to the namespace they were created in");
-        ctx.check_eq("unix.lines_elsewhere", 0, s_unix.iter().filter(|l| l.inode == ino).count() as i64, "unix_seq_show() lists only the reader's namespace");
+        ctx.check_eq(
+            "unix.lines_in_own_namespace",
+            1,
+            hits.len() as i64,
+            "unix sockets belong to the namespace they were created in",
+        );
+        ctx.check_eq(
+            "unix.lines_elsewhere",
+            0,
+            s_unix.iter().filter(|l| l.inode == ino).count() as i64,
+            "unix_seq_show() lists only the reader's namespace",
+        );
         if let Some(l) = hits.first() {
-            ctx.check_eq("unix.path", format!("@{uname}"), l.path.clone(), "abstract names are printed with a leading '@'");
+            ctx.check_eq(
+                "unix.path",
+                format!("@{uname}"),
+                l.path.clone(),
+                "abstract names are printed with a leading '@'",
+            );
             ctx.check_eq("unix.type", "0001", l.ty.clone(), "SOCK_STREAM");
             ctx.check_eq("unix.flags", "00010000", l.flags.clone(), "__SO_ACCEPTCON: listening");
             ctx.check_eq("unix.st", "01", l.st.clone(), "SS_UNCONNECTED");
         }
     }
-    let mut s_model = vec![("Tcp.ActiveOpens", 1), ("Tcp.CurrEstab", 1), ("Tcp.OutSegs", 2), ("Tcp.InSegs", 1), ("Ip.InReceives", 1), ("Ip.InDelivers", 1)];
+    let mut s_model = vec![
+        ("Tcp.ActiveOpens", 1),
+        ("Tcp.CurrEstab", 1),
+        ("Tcp.OutSegs", 2),
+        ("Tcp.InSegs", 1),
+        ("Ip.InReceives", 1),
+        ("Ip.InDelivers", 1),
+    ];
     s_model.extend(ip_out(&s_before, 2));
-    let mut r_model = vec![("Tcp.PassiveOpens", 1), ("Tcp.CurrEstab", 1), ("Tcp.InSegs", 2), ("Tcp.OutSegs", 1), ("Ip.InReceives", 2), ("Ip.InDelivers", 2)];
+    let mut r_model = vec![
+        ("Tcp.PassiveOpens", 1),
+        ("Tcp.CurrEstab", 1),
+        ("Tcp.InSegs", 2),
+        ("Tcp.OutSegs", 1),
+        ("Ip.InReceives", 2),
+        ("Ip.InDelivers", 2),
+    ];
     r_model.extend(ip_out(&r_before, 1));
-    check_mib(ctx, "sender", &s_before, &s_after, &s_model, QUIET, "the three-way handshake: SYN and ACK out, SYN-ACK in");
-    check_mib(ctx, "receiver", &r_before, &r_after, &r_model, QUIET, "the three-way handshake: SYN and ACK in, SYN-ACK out");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &s_model,
+        QUIET,
+        "the three-way handshake: SYN and ACK out, SYN-ACK in",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &r_model,
+        QUIET,
+        "the three-way handshake: SYN and ACK in, SYN-ACK out",
+    );
     Ok(())
 }
 

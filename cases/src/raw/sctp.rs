@@ -18,8 +18,17 @@ const IPPROTO_SCTP: i32 = 132;
 fn sctp_socket(ctx: &Ctx, ns: &NetNs, ty: i32) -> Result<OwnedFd, CaseError> {
     match ns.socket(libc::AF_INET, ty, IPPROTO_SCTP) {
         Ok(fd) => Ok(fd),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT)) => {
-            let reg = if ctx.kernel.has_protocol("SCTP") { "SCTP is listed in /proc/net/protocols" } else { "no SCTP in /proc/net/protocols" };
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT)
+            ) =>
+        {
+            let reg = if ctx.kernel.has_protocol("SCTP") {
+                "SCTP is listed in /proc/net/protocols"
+            } else {
+                "no SCTP in /proc/net/protocols"
+            };
             // inet_create(): SOCK_STREAM has TCP's entries, none for protocol
             // 132 -> EPROTONOSUPPORT; SOCK_SEQPACKET has no AF_INET entry at
             // all without SCTP -> ESOCKTNOSUPPORT.
@@ -118,33 +127,72 @@ fn run_one_to_one(ctx: &mut Ctx) -> Result<(), CaseError> {
     let s_before = mib(net.sender())?;
     let r_before = mib(net.receiver())?;
     let (ss0, rs0) = (sctp_snmp(net.sender()), sctp_snmp(net.receiver()));
-    socket::bind(listener.as_raw_fd(), &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0))?;
+    socket::bind(
+        listener.as_raw_fd(),
+        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0),
+    )?;
     socket::listen(&listener, socket::Backlog::new(4).expect("backlog"))?;
     let port = socket::getsockname::<SockaddrIn>(listener.as_raw_fd())?.port();
-    socket::connect(client.as_raw_fd(), &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port))?;
+    socket::connect(
+        client.as_raw_fd(),
+        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port),
+    )?;
     // std's accept() works on any listening stream socket and returns the
     // new descriptor owned (an SCTP one here, whatever the type's name).
     let (server, _) = std::net::TcpListener::from(listener).accept()?;
     let server = OwnedFd::from(server);
     sys::send(client.as_fd(), b"ping", 0)?;
     let ping = recv_msg(&server);
-    ctx.check_eq("receiver.got", "ping", ping.map(|(d, _)| String::from_utf8_lossy(&d).into_owned()), "sctp_recvmsg(): one message");
+    ctx.check_eq(
+        "receiver.got",
+        "ping",
+        ping.map(|(d, _)| String::from_utf8_lossy(&d).into_owned()),
+        "sctp_recvmsg(): one message",
+    );
     sys::send(server.as_fd(), b"pong", 0)?;
     let pong = recv_msg(&client);
-    ctx.check_eq("sender.got", "pong", pong.map(|(d, _)| String::from_utf8_lossy(&d).into_owned()), "sctp_recvmsg(): one message");
+    ctx.check_eq(
+        "sender.got",
+        "pong",
+        pong.map(|(d, _)| String::from_utf8_lossy(&d).into_owned()),
+        "sctp_recvmsg(): one message",
+    );
     check_assocs(ctx, &net, 1)?;
     check_sctp_snmp(ctx, &net, &ss0, &rs0);
     let s_after = mib(net.sender())?;
     let r_after = mib(net.receiver())?;
-    check_mib(ctx, "sender", &s_before, &s_after, &[], QUIET_TCP, "SCTP moves no Udp or Icmp counter");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[], QUIET_TCP, "SCTP moves no Udp or Icmp counter");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &[],
+        QUIET_TCP,
+        "SCTP moves no Udp or Icmp counter",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[],
+        QUIET_TCP,
+        "SCTP moves no Udp or Icmp counter",
+    );
     Ok(())
 }
 
 fn check_assocs(ctx: &mut Ctx, net: &super::Net3, want: usize) -> Result<(), CaseError> {
     for (side, ns) in [("sender", net.sender()), ("receiver", net.receiver())] {
-        let n = wait_for("the association listed", WAIT, || assocs(ns).filter(|n| *n == want)).ok().or_else(|| assocs(ns));
-        ctx.check_eq(format!("{side}.sctp_assocs"), want as i64, n.map(|n| n as i64), "one association per endpoint, listed by sctp_assocs_seq_show()");
+        let n = wait_for("the association listed", WAIT, || assocs(ns).filter(|n| *n == want))
+            .ok()
+            .or_else(|| assocs(ns));
+        ctx.check_eq(
+            format!("{side}.sctp_assocs"),
+            want as i64,
+            n.map(|n| n as i64),
+            "one association per endpoint, listed by sctp_assocs_seq_show()",
+        );
     }
     Ok(())
 }
@@ -160,12 +208,37 @@ fn check_sctp_snmp(
     let d = |a: &std::collections::BTreeMap<String, i64>, b: &std::collections::BTreeMap<String, i64>, k: &str| {
         b.get(k).copied().unwrap_or(0) - a.get(k).copied().unwrap_or(0)
     };
-    ctx.check_eq("sender.SctpActiveEstabs", 1, d(s0, &s1, "SctpActiveEstabs"), "the INIT's sender counts SCTP_MIB_ACTIVEESTABS");
-    ctx.check_eq("receiver.SctpPassiveEstabs", 1, d(r0, &r1, "SctpPassiveEstabs"), "the INIT's receiver counts SCTP_MIB_PASSIVEESTABS");
-    ctx.check_eq("sender.SctpCurrEstab", 1, s1.get("SctpCurrEstab").copied(), "one association established");
-    ctx.check_eq("receiver.SctpCurrEstab", 1, r1.get("SctpCurrEstab").copied(), "one association established");
+    ctx.check_eq(
+        "sender.SctpActiveEstabs",
+        1,
+        d(s0, &s1, "SctpActiveEstabs"),
+        "the INIT's sender counts SCTP_MIB_ACTIVEESTABS",
+    );
+    ctx.check_eq(
+        "receiver.SctpPassiveEstabs",
+        1,
+        d(r0, &r1, "SctpPassiveEstabs"),
+        "the INIT's receiver counts SCTP_MIB_PASSIVEESTABS",
+    );
+    ctx.check_eq(
+        "sender.SctpCurrEstab",
+        1,
+        s1.get("SctpCurrEstab").copied(),
+        "one association established",
+    );
+    ctx.check_eq(
+        "receiver.SctpCurrEstab",
+        1,
+        r1.get("SctpCurrEstab").copied(),
+        "one association established",
+    );
     ctx.check_eq("sender.SctpAborteds", 0, d(s0, &s1, "SctpAborteds"), "nothing aborted");
-    ctx.check_eq("receiver.SctpAborteds", 0, d(r0, &r1, "SctpAborteds"), "nothing aborted");
+    ctx.check_eq(
+        "receiver.SctpAborteds",
+        0,
+        d(r0, &r1, "SctpAborteds"),
+        "nothing aborted",
+    );
 }
 
 /// sctp.one_to_many
@@ -200,13 +273,21 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
     let s_before = mib(net.sender())?;
     let r_before = mib(net.receiver())?;
     let (ss0, rs0) = (sctp_snmp(net.sender()), sctp_snmp(net.receiver()));
-    socket::bind(server.as_raw_fd(), &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0))?;
+    socket::bind(
+        server.as_raw_fd(),
+        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0),
+    )?;
     socket::listen(&server, socket::Backlog::new(4).expect("backlog"))?;
     let port = socket::getsockname::<SockaddrIn>(server.as_raw_fd())?.port();
     let to = SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port);
     socket::sendto(client.as_raw_fd(), b"ping", &to, MsgFlags::empty())?;
     let ping = recv_msg(&server);
-    ctx.check_eq("receiver.got", "ping", ping.as_ref().map(|(d, _)| String::from_utf8_lossy(d).into_owned()), "sctp_recvmsg(): one message");
+    ctx.check_eq(
+        "receiver.got",
+        "ping",
+        ping.as_ref().map(|(d, _)| String::from_utf8_lossy(d).into_owned()),
+        "sctp_recvmsg(): one message",
+    );
     ctx.check_eq(
         "receiver.from_addr",
         std::net::Ipv4Addr::from(SENDER).to_string(),
@@ -217,13 +298,39 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
         socket::sendto(server.as_raw_fd(), b"pong", &from, MsgFlags::empty())?;
     }
     let pong = recv_msg(&client);
-    ctx.check_eq("sender.got", "pong", pong.as_ref().map(|(d, _)| String::from_utf8_lossy(d).into_owned()), "sctp_recvmsg(): one message");
-    ctx.check_eq("sender.from", to.to_string(), pong.as_ref().and_then(|(_, a)| a.map(|a| a.to_string())), "the reply comes from the listening endpoint");
+    ctx.check_eq(
+        "sender.got",
+        "pong",
+        pong.as_ref().map(|(d, _)| String::from_utf8_lossy(d).into_owned()),
+        "sctp_recvmsg(): one message",
+    );
+    ctx.check_eq(
+        "sender.from",
+        to.to_string(),
+        pong.as_ref().and_then(|(_, a)| a.map(|a| a.to_string())),
+        "the reply comes from the listening endpoint",
+    );
     check_assocs(ctx, &net, 1)?;
     check_sctp_snmp(ctx, &net, &ss0, &rs0);
     let s_after = mib(net.sender())?;
     let r_after = mib(net.receiver())?;
-    check_mib(ctx, "sender", &s_before, &s_after, &[], QUIET_TCP, "SCTP moves no Udp or Icmp counter");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[], QUIET_TCP, "SCTP moves no Udp or Icmp counter");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &[],
+        QUIET_TCP,
+        "SCTP moves no Udp or Icmp counter",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[],
+        QUIET_TCP,
+        "SCTP moves no Udp or Icmp counter",
+    );
     Ok(())
 }

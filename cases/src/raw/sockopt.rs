@@ -11,7 +11,9 @@ use kharness::{sys, CaseDef, CaseError, Ctx, NetNs};
 use netlink_packet_route::link::LinkAttribute;
 use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrIn};
 
-use super::{check_mib, errno_name, get_link, ip_out, mib, net3, port_of, udp_bound, Net3Opts, QUIET, RECEIVER, SENDER, WAIT};
+use super::{
+    check_mib, errno_name, get_link, ip_out, mib, net3, port_of, udp_bound, Net3Opts, QUIET, RECEIVER, SENDER, WAIT,
+};
 
 const SO_NO_CHECK: i32 = 11;
 const SO_BSDCOMPAT: i32 = 14;
@@ -119,7 +121,16 @@ struct Row {
 }
 
 fn row(sock: Sock, label: &str, level: i32, name: i32, set: Option<i32>, want: Want, why: &'static str) -> Row {
-    Row { sock, label: label.to_string(), level, name, get: name, set, want, why }
+    Row {
+        sock,
+        label: label.to_string(),
+        level,
+        name,
+        get: name,
+        set,
+        want,
+        why,
+    }
 }
 
 fn open(ns: &NetNs, s: Sock) -> io::Result<OwnedFd> {
@@ -241,10 +252,26 @@ fn rows(wmem_max: i64, rmem_max: i64, userns: bool, linger2_clamp: i64) -> Vec<R
         row(Unix, "SO_PASSCRED.set_1", so, libc::SO_PASSCRED, Some(1), Val(1), "SOCK_PASSCRED boolean (SOL_SOCKET, AF_UNIX/netlink)"),
     ];
     if wmem_max * 2 <= i32::MAX as i64 {
-        v.push(row(Udp, "SO_SNDBUF.set_2x_wmem_max", so, libc::SO_SNDBUF, Some((wmem_max * 2) as i32), Val(wmem_max * 2), "min(val, net.core.wmem_max) then doubled"));
+        v.push(row(
+            Udp,
+            "SO_SNDBUF.set_2x_wmem_max",
+            so,
+            libc::SO_SNDBUF,
+            Some((wmem_max * 2) as i32),
+            Val(wmem_max * 2),
+            "min(val, net.core.wmem_max) then doubled",
+        ));
     }
     if rmem_max * 2 <= i32::MAX as i64 {
-        v.push(row(Udp, "SO_RCVBUF.set_2x_rmem_max", so, libc::SO_RCVBUF, Some((rmem_max * 2) as i32), Val(rmem_max * 2), "min(val, net.core.rmem_max) then doubled"));
+        v.push(row(
+            Udp,
+            "SO_RCVBUF.set_2x_rmem_max",
+            so,
+            libc::SO_RCVBUF,
+            Some((rmem_max * 2) as i32),
+            Val(rmem_max * 2),
+            "min(val, net.core.rmem_max) then doubled",
+        ));
     }
     if wmem_max * 4 <= i32::MAX as i64 {
         let want = if userns { SetErr("EPERM") } else { Val(wmem_max * 4) };
@@ -254,10 +281,26 @@ fn rows(wmem_max: i64, rmem_max: i64, userns: bool, linger2_clamp: i64) -> Vec<R
     }
     if rmem_max * 4 <= i32::MAX as i64 {
         let want = if userns { SetErr("EPERM") } else { Val(rmem_max * 4) };
-        let mut r = row(Udp, "SO_RCVBUFFORCE.set_2x_rmem_max", so, libc::SO_RCVBUFFORCE, Some((rmem_max * 2) as i32), want, "CAP_NET_ADMIN (initial user namespace) skips the rmem_max clamp; read back through SO_RCVBUF");
+        let mut r = row(
+            Udp,
+            "SO_RCVBUFFORCE.set_2x_rmem_max",
+            so,
+            libc::SO_RCVBUFFORCE,
+            Some((rmem_max * 2) as i32),
+            want,
+            "CAP_NET_ADMIN (initial user namespace) skips the rmem_max clamp; read back through SO_RCVBUF",
+        );
         r.get = libc::SO_RCVBUF;
         v.push(r);
-        v.push(row(Udp, "SO_SNDBUFFORCE.get", so, libc::SO_SNDBUFFORCE, None, GetErr("ENOPROTOOPT"), "set-only: sk_getsockopt() has no SO_SNDBUFFORCE"));
+        v.push(row(
+            Udp,
+            "SO_SNDBUFFORCE.get",
+            so,
+            libc::SO_SNDBUFFORCE,
+            None,
+            GetErr("ENOPROTOOPT"),
+            "set-only: sk_getsockopt() has no SO_SNDBUFFORCE",
+        ));
     }
     v
 }
@@ -287,7 +330,9 @@ fn rr_recorded(opts: &[u8]) -> Option<(u8, Vec<String>)> {
 
 fn host_sysctl(path: &str) -> Result<i64, CaseError> {
     let t = std::fs::read_to_string(path).map_err(|e| CaseError::Harness(format!("{path}: {e}")))?;
-    t.trim().parse().map_err(|_| CaseError::Harness(format!("{path}: `{}` is not a number", t.trim())))
+    t.trim()
+        .parse()
+        .map_err(|_| CaseError::Harness(format!("{path}: `{}` is not a number", t.trim())))
 }
 
 /// sockopt.roundtrip
@@ -355,7 +400,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     // "net: Replace the limit of TCP_LINGER2 with TCP_FIN_TIMEOUT_MAX": 5.8,
     // backported to 4.19.290 in 2023.
     let v = ctx.kernel.version;
-    let linger2_clamp = if ctx.kernel.at_least(5, 8) || (v.0, v.1) == (4, 19) && v.2 >= 290 { FIN_TIMEOUT_MAX } else { FIN_TIMEOUT };
+    let linger2_clamp = if ctx.kernel.at_least(5, 8) || (v.0, v.1) == (4, 19) && v.2 >= 290 {
+        FIN_TIMEOUT_MAX
+    } else {
+        FIN_TIMEOUT
+    };
     for r in rows(wmem_max, rmem_max, userns, linger2_clamp) {
         let fd = open(s, r.sock)?;
         let got = observe_int(&fd, r.level, r.name, r.get, r.set);
@@ -368,25 +417,56 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     sys::setsockopt_bytes(udp.as_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &ling)?;
     let got = sys::getsockopt_bytes(udp.as_fd(), libc::SOL_SOCKET, libc::SO_LINGER, 8)?;
     let pair = (got.len() == 8).then(|| {
-        (i32::from_ne_bytes([got[0], got[1], got[2], got[3]]), i32::from_ne_bytes([got[4], got[5], got[6], got[7]]))
+        (
+            i32::from_ne_bytes([got[0], got[1], got[2], got[3]]),
+            i32::from_ne_bytes([got[4], got[5], got[6], got[7]]),
+        )
     });
-    ctx.check_eq("SO_LINGER.set_5_7", "1,7", pair.map(|(a, b)| format!("{a},{b}")), "l_onoff reads sock_flag(SOCK_LINGER) (0/1); l_linger = sk_lingertime / HZ");
+    ctx.check_eq(
+        "SO_LINGER.set_5_7",
+        "1,7",
+        pair.map(|(a, b)| format!("{a},{b}")),
+        "l_onoff reads sock_flag(SOCK_LINGER) (0/1); l_linger = sk_lingertime / HZ",
+    );
     let icmp = open(s, Sock::RawIcmp)?;
     let mask: u32 = 0x0000_0809;
     sys::setsockopt_bytes(icmp.as_fd(), SOL_RAW, ICMP_FILTER, &mask.to_ne_bytes())?;
     let got = sys::getsockopt_bytes(icmp.as_fd(), SOL_RAW, ICMP_FILTER, 4)?;
-    ctx.check_eq("ICMP_FILTER.set_0x809", i64::from(mask), (got.len() == 4).then(|| i64::from(u32::from_ne_bytes([got[0], got[1], got[2], got[3]]))), "raw_geticmpfilter() returns the stored 32-bit mask");
+    ctx.check_eq(
+        "ICMP_FILTER.set_0x809",
+        i64::from(mask),
+        (got.len() == 4).then(|| i64::from(u32::from_ne_bytes([got[0], got[1], got[2], got[3]]))),
+        "raw_geticmpfilter() returns the stored 32-bit mask",
+    );
     let tcp = open(s, Sock::Tcp)?;
     let info = sys::getsockopt_bytes(tcp.as_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, 512)?;
-    ctx.check_eq("TCP_INFO.get_len", ctx.kernel.tcp_info_len as i64, info.len() as i64, "tcp_get_info(): the kernel's struct tcp_info length, as probed at startup");
+    ctx.check_eq(
+        "TCP_INFO.get_len",
+        ctx.kernel.tcp_info_len as i64,
+        info.len() as i64,
+        "tcp_get_info(): the kernel's struct tcp_info length, as probed at startup",
+    );
     let rr = rr_option();
     let u2 = open(s, Sock::Udp)?;
     sys::setsockopt_bytes(u2.as_fd(), libc::IPPROTO_IP, libc::IP_OPTIONS, &rr)?;
     let back = sys::getsockopt_bytes(u2.as_fd(), libc::IPPROTO_IP, libc::IP_OPTIONS, 40)?;
-    ctx.check_eq("IP_OPTIONS.get_after_set_rr", true, back == rr, "ip_options_undo() restores the RR pointer the compile step advanced: get returns what was set");
+    ctx.check_eq(
+        "IP_OPTIONS.get_after_set_rr",
+        true,
+        back == rr,
+        "ip_options_undo() restores the RR pointer the compile step advanced: get returns what was set",
+    );
     let conn = open(s, Sock::Udp)?;
-    socket::connect(conn.as_raw_fd(), &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 9))?;
-    ctx.check_eq("IP_MTU.connected", "1500", observe_int(&conn, libc::IPPROTO_IP, libc::IP_MTU, libc::IP_MTU, None), "dst_mtu() of the route: the veth's MTU (ETH_DATA_LEN)");
+    socket::connect(
+        conn.as_raw_fd(),
+        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 9),
+    )?;
+    ctx.check_eq(
+        "IP_MTU.connected",
+        "1500",
+        observe_int(&conn, libc::IPPROTO_IP, libc::IP_MTU, libc::IP_MTU, None),
+        "dst_mtu() of the route: the veth's MTU (ETH_DATA_LEN)",
+    );
 
     // PACKET_ADD_MEMBERSHIP: promiscuity of the receiver's veth.
     let r = net.receiver();
@@ -403,12 +483,32 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     mreq.extend_from_slice(&PACKET_MR_PROMISC.to_ne_bytes());
     mreq.extend_from_slice(&0u16.to_ne_bytes());
     mreq.extend_from_slice(&[0u8; 8]);
-    ctx.check_eq("PACKET_ADD_MEMBERSHIP.promiscuity_before", 0, promisc(r)?.map(i64::from), "nothing asked for promiscuous mode");
+    ctx.check_eq(
+        "PACKET_ADD_MEMBERSHIP.promiscuity_before",
+        0,
+        promisc(r)?.map(i64::from),
+        "nothing asked for promiscuous mode",
+    );
     sys::setsockopt_bytes(pk.as_fd(), SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
-    ctx.check_eq("PACKET_ADD_MEMBERSHIP.promiscuity", 1, promisc(r)?.map(i64::from), "packet_mc_add() -> packet_dev_mc() -> dev_set_promiscuity(dev, 1)");
-    ctx.check_eq("PACKET_ADD_MEMBERSHIP.get", "get ENOPROTOOPT", observe_int(&pk, SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_ADD_MEMBERSHIP, None), "packet_getsockopt() has no membership option");
+    ctx.check_eq(
+        "PACKET_ADD_MEMBERSHIP.promiscuity",
+        1,
+        promisc(r)?.map(i64::from),
+        "packet_mc_add() -> packet_dev_mc() -> dev_set_promiscuity(dev, 1)",
+    );
+    ctx.check_eq(
+        "PACKET_ADD_MEMBERSHIP.get",
+        "get ENOPROTOOPT",
+        observe_int(&pk, SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_ADD_MEMBERSHIP, None),
+        "packet_getsockopt() has no membership option",
+    );
     sys::setsockopt_bytes(pk.as_fd(), SOL_PACKET, PACKET_DROP_MEMBERSHIP, &mreq)?;
-    ctx.check_eq("PACKET_DROP_MEMBERSHIP.promiscuity", 0, promisc(r)?.map(i64::from), "packet_mc_drop() -> dev_set_promiscuity(dev, -1)");
+    ctx.check_eq(
+        "PACKET_DROP_MEMBERSHIP.promiscuity",
+        0,
+        promisc(r)?.map(i64::from),
+        "packet_mc_drop() -> dev_set_promiscuity(dev, -1)",
+    );
 
     // Record route on the wire.
     let rx = udp_bound(r, RECEIVER, 0)?;
@@ -417,13 +517,19 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let watch = r.socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
     let s_before = mib(s)?;
     let r_before = mib(r)?;
-    socket::sendto(u2.as_raw_fd(), b"record route", &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port), MsgFlags::empty())?;
+    socket::sendto(
+        u2.as_raw_fd(),
+        b"record route",
+        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port),
+        MsgFlags::empty(),
+    )?;
     let mut cmsg_opts: Option<Vec<u8>> = None;
     let _ = wait_for("the datagram with IP_RECVOPTS", WAIT, || {
         let mut buf = [0u8; 256];
         let mut iov = [io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([u8; 64]);
-        let m = socket::recvmsg::<SockaddrIn>(rx.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT).ok()?;
+        let m =
+            socket::recvmsg::<SockaddrIn>(rx.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT).ok()?;
         for c in m.cmsgs().ok()? {
             if let ControlMessageOwned::Unknown(u) = c {
                 if u.cmsg_header.cmsg_level == libc::IPPROTO_IP && u.cmsg_header.cmsg_type == libc::IP_RECVOPTS {
@@ -440,14 +546,37 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         hdr = Some(b[..n].to_vec());
         Some(())
     });
-    let want_addrs = [std::net::Ipv4Addr::from(SENDER).to_string(), std::net::Ipv4Addr::from(RECEIVER).to_string()];
+    let want_addrs = [
+        std::net::Ipv4Addr::from(SENDER).to_string(),
+        std::net::Ipv4Addr::from(RECEIVER).to_string(),
+    ];
     let from_cmsg = cmsg_opts.as_deref().and_then(rr_recorded);
-    ctx.check_eq("rr.ip_recvopts.addresses", want_addrs.join(","), from_cmsg.as_ref().map(|(_, a)| a.join(",")), "ip_options_build() records the sender's address; ip_options_compile() on input records the receiver's");
-    ctx.check_eq("rr.ip_recvopts.pointer", 12, from_cmsg.as_ref().map(|(p, _)| i64::from(*p)), "two slots used: pointer 4 + 2 * 4");
+    ctx.check_eq(
+        "rr.ip_recvopts.addresses",
+        want_addrs.join(","),
+        from_cmsg.as_ref().map(|(_, a)| a.join(",")),
+        "ip_options_build() records the sender's address; ip_options_compile() on input records the receiver's",
+    );
+    ctx.check_eq(
+        "rr.ip_recvopts.pointer",
+        12,
+        from_cmsg.as_ref().map(|(p, _)| i64::from(*p)),
+        "two slots used: pointer 4 + 2 * 4",
+    );
     let h = hdr.as_deref();
-    ctx.check_eq("rr.raw.ihl", 15, h.map(|h| i64::from(h[0] & 0x0f)), "20 + 40 option bytes: IHL 15");
+    ctx.check_eq(
+        "rr.raw.ihl",
+        15,
+        h.map(|h| i64::from(h[0] & 0x0f)),
+        "20 + 40 option bytes: IHL 15",
+    );
     let from_raw = h.filter(|h| h.len() >= 60).and_then(|h| rr_recorded(&h[20..60]));
-    ctx.check_eq("rr.raw.addresses", want_addrs.join(","), from_raw.as_ref().map(|(_, a)| a.join(",")), "the raw socket gets the header as modified on input");
+    ctx.check_eq(
+        "rr.raw.addresses",
+        want_addrs.join(","),
+        from_raw.as_ref().map(|(_, a)| a.join(",")),
+        "the raw socket gets the header as modified on input",
+    );
     ctx.check_eq(
         "rr.raw.header_checksum_valid",
         false,
@@ -458,8 +587,24 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let r_after = mib(r)?;
     let mut s_model = ip_out(&s_before, 1);
     s_model.push(("Udp.OutDatagrams", 1));
-    check_mib(ctx, "sender", &s_before, &s_after, &s_model, QUIET, "one datagram out, with options");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[("Udp.InDatagrams", 1), ("Ip.InReceives", 1), ("Ip.InDelivers", 1)], QUIET, "one datagram in and read (the raw socket's copy is not counted separately)");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &s_model,
+        QUIET,
+        "one datagram out, with options",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[("Udp.InDatagrams", 1), ("Ip.InReceives", 1), ("Ip.InDelivers", 1)],
+        QUIET,
+        "one datagram in and read (the raw socket's copy is not counted separately)",
+    );
     Ok(())
 }
 
@@ -482,6 +627,9 @@ mod tests {
         o[3] = 12;
         o[4..8].copy_from_slice(&SENDER);
         o[8..12].copy_from_slice(&RECEIVER);
-        assert_eq!(rr_recorded(&o), Some((12, vec!["198.18.0.1".into(), "198.18.0.2".into()])));
+        assert_eq!(
+            rr_recorded(&o),
+            Some((12, vec!["198.18.0.1".into(), "198.18.0.2".into()]))
+        );
     }
 }

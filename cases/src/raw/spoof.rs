@@ -14,8 +14,8 @@ use kharness::{sys, CaseDef, CaseError, Ctx};
 use nix::sys::socket::{self, MsgFlags, SockaddrIn};
 
 use super::{
-    check_mib, drain, errno_name, ip_out, ip_out_hdrincl, mib, net3, outcome, port_of, recv_n, recv_wait, sa, sum16, udp_bound,
-    udp_packet, Net3, Net3Opts, QUIET, RECEIVER, SENDER, THIRD, UNROUTABLE, WAIT,
+    check_mib, drain, errno_name, ip_out, ip_out_hdrincl, mib, net3, outcome, port_of, recv_n, recv_wait, sa, sum16,
+    udp_bound, udp_packet, Net3, Net3Opts, QUIET, RECEIVER, SENDER, THIRD, UNROUTABLE, WAIT,
 };
 
 /// Every counter of the namespace whose address is forged: none may move.
@@ -31,8 +31,13 @@ fn hdrincl_socket(net: &Net3, proto: i32) -> Result<OwnedFd, CaseError> {
 /// sendto() of a complete IPv4 packet to its destination address.
 fn send_ip(fd: &OwnedFd, pkt: &[u8]) -> io::Result<usize> {
     let d = [pkt[16], pkt[17], pkt[18], pkt[19]];
-    socket::sendto(fd.as_raw_fd(), pkt, &SockaddrIn::new(d[0], d[1], d[2], d[3], 0), MsgFlags::empty())
-        .map_err(io::Error::from)
+    socket::sendto(
+        fd.as_raw_fd(),
+        pkt,
+        &SockaddrIn::new(d[0], d[1], d[2], d[3], 0),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)
 }
 
 /// raw.hdrincl_spoof
@@ -74,20 +79,48 @@ fn run_hdrincl(ctx: &mut Ctx) -> Result<(), CaseError> {
     let net = net3(Net3Opts::default())?;
     let rx = udp_bound(net.receiver(), RECEIVER, 0)?;
     let port = port_of(&rx)?;
-    let watch = net.receiver().socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
+    let watch = net
+        .receiver()
+        .socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
     let before = [mib(net.sender())?, mib(net.receiver())?, mib(net.third())?];
     let tx = hdrincl_socket(&net, libc::IPPROTO_UDP)?;
     let p1 = udp_packet(THIRD, RECEIVER, 40000, port, b"spoofed datagram 1");
     let mut p2 = udp_packet(THIRD, RECEIVER, 40000, port, b"spoofed datagram 2, bogus header");
     p2[2..4].copy_from_slice(&0xffffu16.to_be_bytes());
     p2[10..12].copy_from_slice(&0x1234u16.to_be_bytes());
-    ctx.check_eq("sendto.1", p1.len() as i64, send_ip(&tx, &p1).map(|n| n as i64).map_err(|e| errno_name(&e)).unwrap_or(-1), "raw_sendmsg() returns the length sent");
-    ctx.check_eq("sendto.2", p2.len() as i64, send_ip(&tx, &p2).map(|n| n as i64).map_err(|e| errno_name(&e)).unwrap_or(-1), "raw_sendmsg() returns the length sent");
+    ctx.check_eq(
+        "sendto.1",
+        p1.len() as i64,
+        send_ip(&tx, &p1)
+            .map(|n| n as i64)
+            .map_err(|e| errno_name(&e))
+            .unwrap_or(-1),
+        "raw_sendmsg() returns the length sent",
+    );
+    ctx.check_eq(
+        "sendto.2",
+        p2.len() as i64,
+        send_ip(&tx, &p2)
+            .map(|n| n as i64)
+            .map_err(|e| errno_name(&e))
+            .unwrap_or(-1),
+        "raw_sendmsg() returns the length sent",
+    );
     let got = recv_n(&rx, 2);
     for (i, want) in [(1usize, &p1), (2, &p2)] {
         let d = got.get(i - 1);
-        ctx.check_eq(format!("recvfrom.{i}.from"), "198.18.1.3:40000", d.map(|(_, a)| a.to_string()), "udp_recvmsg() reports the packet's source address: the forged one");
-        ctx.check_eq(format!("recvfrom.{i}.payload_intact"), true, d.map(|(p, _)| p[..] == want[28..]), "the payload after the 28 header bytes arrives unchanged");
+        ctx.check_eq(
+            format!("recvfrom.{i}.from"),
+            "198.18.1.3:40000",
+            d.map(|(_, a)| a.to_string()),
+            "udp_recvmsg() reports the packet's source address: the forged one",
+        );
+        ctx.check_eq(
+            format!("recvfrom.{i}.payload_intact"),
+            true,
+            d.map(|(p, _)| p[..] == want[28..]),
+            "the payload after the 28 header bytes arrives unchanged",
+        );
     }
     // What went over the wire, as the receiver's raw socket saw it.
     let mut seen = Vec::new();
@@ -100,9 +133,24 @@ fn run_hdrincl(ctx: &mut Ctx) -> Result<(), CaseError> {
     });
     for (i, want) in [(1usize, &p1), (2, &p2)] {
         let h = seen.get(i - 1);
-        ctx.check_eq(format!("wire.{i}.saddr"), "198.18.1.3", h.map(|h| Ipv4Addr::new(h[12], h[13], h[14], h[15]).to_string()), "raw_send_hdrinc() keeps a non-zero saddr as given");
-        ctx.check_eq(format!("wire.{i}.tot_len"), want.len() as i64, h.map(|h| i64::from(u16::from_be_bytes([h[2], h[3]]))), "raw_send_hdrinc(): iph->tot_len = htons(length), whatever the caller wrote");
-        ctx.check_eq(format!("wire.{i}.header_checksum_valid"), true, h.map(|h| sum16(&h[..20], 0) == 0xffff), "raw_send_hdrinc() recomputes iph->check with ip_fast_csum()");
+        ctx.check_eq(
+            format!("wire.{i}.saddr"),
+            "198.18.1.3",
+            h.map(|h| Ipv4Addr::new(h[12], h[13], h[14], h[15]).to_string()),
+            "raw_send_hdrinc() keeps a non-zero saddr as given",
+        );
+        ctx.check_eq(
+            format!("wire.{i}.tot_len"),
+            want.len() as i64,
+            h.map(|h| i64::from(u16::from_be_bytes([h[2], h[3]]))),
+            "raw_send_hdrinc(): iph->tot_len = htons(length), whatever the caller wrote",
+        );
+        ctx.check_eq(
+            format!("wire.{i}.header_checksum_valid"),
+            true,
+            h.map(|h| sum16(&h[..20], 0) == 0xffff),
+            "raw_send_hdrinc() recomputes iph->check with ip_fast_csum()",
+        );
     }
     let after = [mib(net.sender())?, mib(net.receiver())?, mib(net.third())?];
     let mut s_model = ip_out_hdrincl(&before[0], 2);
@@ -117,7 +165,15 @@ fn run_hdrincl(ctx: &mut Ctx) -> Result<(), CaseError> {
         QUIET,
         "two datagrams accepted (rp_filter 0) and read",
     );
-    check_mib(ctx, "third", &before[2], &after[2], &[], ALL, "the forged address's owner never sees a packet");
+    check_mib(
+        ctx,
+        "third",
+        &before[2],
+        &after[2],
+        &[],
+        ALL,
+        "the forged address's owner never sees a packet",
+    );
     Ok(())
 }
 
@@ -186,30 +242,77 @@ fn run_ipproto_raw(ctx: &mut Ctx) -> Result<(), CaseError> {
     let icmp = s.socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP)?;
     let raw6 = s.socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
     let src = "inet_create(): IPPROTO_RAW == protocol sets HDRINCL; other raw protocols start without it";
-    ctx.check_eq("ipproto_raw.IP_HDRINCL", "1", hdrincl_of(&raw, libc::IPPROTO_IP, libc::IP_HDRINCL), src);
-    ctx.check_eq("ipproto_udp.IP_HDRINCL", "0", hdrincl_of(&udp, libc::IPPROTO_IP, libc::IP_HDRINCL), src);
-    ctx.check_eq("ipproto_icmp.IP_HDRINCL", "0", hdrincl_of(&icmp, libc::IPPROTO_IP, libc::IP_HDRINCL), src);
+    ctx.check_eq(
+        "ipproto_raw.IP_HDRINCL",
+        "1",
+        hdrincl_of(&raw, libc::IPPROTO_IP, libc::IP_HDRINCL),
+        src,
+    );
+    ctx.check_eq(
+        "ipproto_udp.IP_HDRINCL",
+        "0",
+        hdrincl_of(&udp, libc::IPPROTO_IP, libc::IP_HDRINCL),
+        src,
+    );
+    ctx.check_eq(
+        "ipproto_icmp.IP_HDRINCL",
+        "0",
+        hdrincl_of(&icmp, libc::IPPROTO_IP, libc::IP_HDRINCL),
+        src,
+    );
     sys::setsockopt_int(udp.as_fd(), libc::IPPROTO_IP, libc::IP_HDRINCL, 1)?;
-    ctx.check_eq("ipproto_udp.IP_HDRINCL_after_set", "1", hdrincl_of(&udp, libc::IPPROTO_IP, libc::IP_HDRINCL), "do_ip_setsockopt(IP_HDRINCL) on a SOCK_RAW socket");
+    ctx.check_eq(
+        "ipproto_udp.IP_HDRINCL_after_set",
+        "1",
+        hdrincl_of(&udp, libc::IPPROTO_IP, libc::IP_HDRINCL),
+        "do_ip_setsockopt(IP_HDRINCL) on a SOCK_RAW socket",
+    );
     let want6 = if ctx.kernel.at_least(4, 5) { "1" } else { "ENOPROTOOPT" };
-    ctx.check_eq("ipv6_ipproto_raw.IPV6_HDRINCL", want6, hdrincl_of(&raw6, libc::IPPROTO_IPV6, IPV6_HDRINCL), "rawv6_init_sk() sets HDRINCL for IPPROTO_RAW; IPV6_HDRINCL is readable from 4.5");
+    ctx.check_eq(
+        "ipv6_ipproto_raw.IPV6_HDRINCL",
+        want6,
+        hdrincl_of(&raw6, libc::IPPROTO_IPV6, IPV6_HDRINCL),
+        "rawv6_init_sk() sets HDRINCL for IPPROTO_RAW; IPV6_HDRINCL is readable from 4.5",
+    );
 
     let rx = udp_bound(net.receiver(), RECEIVER, 0)?;
     let port = port_of(&rx)?;
     let s_before = mib(s)?;
     let r_before = mib(net.receiver())?;
     let pkt = udp_packet(SENDER, RECEIVER, 40001, port, b"through IPPROTO_RAW");
-    ctx.check_eq("udp.sendto", "ok", outcome(&send_ip(&raw, &pkt)), "an IPPROTO_RAW socket sends any header");
+    ctx.check_eq(
+        "udp.sendto",
+        "ok",
+        outcome(&send_ip(&raw, &pkt)),
+        "an IPPROTO_RAW socket sends any header",
+    );
     let got = recv_wait(&rx);
-    ctx.check_eq("udp.recvfrom.from", "198.18.0.1:40001", got.as_ref().map(|(_, a)| a.to_string()), "the header we wrote names the sender");
+    ctx.check_eq(
+        "udp.recvfrom.from",
+        "198.18.0.1:40001",
+        got.as_ref().map(|(_, a)| a.to_string()),
+        "the header we wrote names the sender",
+    );
     // Protocol 253 (RFC 3692 experimental): no handler, no raw socket.
     let p1 = ip_proto(253, SENDER, RECEIVER, b"protocol 253, nobody home");
-    ctx.check_eq("proto253.sendto", "ok", outcome(&send_ip(&raw, &p1)), "an IPPROTO_RAW socket sends any protocol");
+    ctx.check_eq(
+        "proto253.sendto",
+        "ok",
+        outcome(&send_ip(&raw, &p1)),
+        "an IPPROTO_RAW socket sends any protocol",
+    );
     let r_mid = super::wait_mib(net.receiver(), &r_before, &[("Ip.InUnknownProtos", 1)])?;
     // Protocol 255, with an IPPROTO_RAW socket open in the receiver.
-    let listener = net.receiver().socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
+    let listener = net
+        .receiver()
+        .socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
     let p2 = ip_proto(255, SENDER, RECEIVER, b"protocol 255, raw socket open");
-    ctx.check_eq("proto255.sendto", "ok", outcome(&send_ip(&raw, &p2)), "an IPPROTO_RAW socket sends any protocol");
+    ctx.check_eq(
+        "proto255.sendto",
+        "ok",
+        outcome(&send_ip(&raw, &p2)),
+        "an IPPROTO_RAW socket sends any protocol",
+    );
     let mut seen = None;
     let _ = wait_for("protocol 255 on the receiver's IPPROTO_RAW socket", WAIT, || {
         let mut buf = vec![0u8; 2048];
@@ -220,10 +323,16 @@ fn run_ipproto_raw(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.check_eq(
         "proto255.received_by_ipproto_raw_socket",
         true,
-        seen.as_ref().map(|b| b.len() > 20 && b[9] == 255 && b[20..] == p2[20..]),
+        seen.as_ref()
+            .map(|b| b.len() > 20 && b[9] == 255 && b[20..] == p2[20..]),
         "raw_v4_input() delivers to sockets whose inet_num equals iph->protocol, 255 included",
     );
-    ctx.check_eq("proto255.nothing_more", "EAGAIN", outcome(&sys::recv(listener.as_fd(), &mut [0u8; 64], libc::MSG_DONTWAIT)), "one packet, one copy");
+    ctx.check_eq(
+        "proto255.nothing_more",
+        "EAGAIN",
+        outcome(&sys::recv(listener.as_fd(), &mut [0u8; 64], libc::MSG_DONTWAIT)),
+        "one packet, one copy",
+    );
     let s_after = super::wait_mib(s, &s_before, &[("Icmp.InDestUnreachs", 1)])?;
     let r_after = super::wait_mib(net.receiver(), &r_mid, &[("Ip.InDelivers", 1)])?;
     let mut s_model = ip_out_hdrincl(&s_before, 3);
@@ -267,7 +376,10 @@ fn read_records(file: &mut File) -> Vec<Record> {
                 let rec = String::from_utf8_lossy(&buf[..n]);
                 if let Some((head, text)) = rec.split_once(';') {
                     let ts_us = head.split(',').nth(2).and_then(|t| t.parse().ok()).unwrap_or(0);
-                    out.push(Record { ts_us, text: text.lines().next().unwrap_or("").to_string() });
+                    out.push(Record {
+                        ts_us,
+                        text: text.lines().next().unwrap_or("").to_string(),
+                    });
                 }
             }
             // EPIPE: records were overwritten before we read them; the next
@@ -323,19 +435,37 @@ impl Kmsg {
     /// what was logged recently, once seeked to its end (only records written
     /// after this are read).
     fn open() -> io::Result<Kmsg> {
-        let open = || std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open("/dev/kmsg")
+        };
         let mut history = open()?;
         let mut file = open()?;
         file.seek(SeekFrom::End(0))?;
-        let num = |p: &str, d: u64| std::fs::read_to_string(p).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(d);
+        let num = |p: &str, d: u64| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(d)
+        };
         let burst = num("/proc/sys/net/core/message_burst", 10) as usize;
         let cost_s = num("/proc/sys/net/core/message_cost", 5);
         let now_us = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
             .unwrap_or(0);
         let since = now_us.saturating_sub((cost_s + 1) * 1_000_000);
-        let recent_ratelimited = read_records(&mut history).iter().filter(|r| r.ts_us >= since && ratelimited(&r.text)).count();
-        Ok(Kmsg { file, recent_ratelimited, burst, cost_s })
+        let recent_ratelimited = read_records(&mut history)
+            .iter()
+            .filter(|r| r.ts_us >= since && ratelimited(&r.text))
+            .count();
+        Ok(Kmsg {
+            file,
+            recent_ratelimited,
+            burst,
+            cost_s,
+        })
     }
 
     /// Every record written since the last call.
@@ -401,13 +531,26 @@ fn run_rp_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
             ctx.note(format!(
                 "kernel log not checked: /dev/kmsg cannot be read here ({}){}",
                 errno_name(&e),
-                if kharness::privilege::in_user_namespace() { ", as in any user namespace (CAP_SYSLOG is checked in the initial one)" } else { "" }
+                if kharness::privilege::in_user_namespace() {
+                    ", as in any user namespace (CAP_SYSLOG is checked in the initial one)"
+                } else {
+                    ""
+                }
             ));
             None
         }
     };
-    let net = net3(Net3Opts { rp_filter: rp, log_martians: true, r_dev: Some(r_dev.clone()), ..Default::default() })?;
-    ctx.observe("receiver.rp_filter", net.receiver().sysctl_read(&format!("net.ipv4.conf.{r_dev}.rp_filter"))?);
+    let net = net3(Net3Opts {
+        rp_filter: rp,
+        log_martians: true,
+        r_dev: Some(r_dev.clone()),
+        ..Default::default()
+    })?;
+    ctx.observe(
+        "receiver.rp_filter",
+        net.receiver()
+            .sysctl_read(&format!("net.ipv4.conf.{r_dev}.rp_filter"))?,
+    );
     let rx = udp_bound(net.receiver(), RECEIVER, 0)?;
     let port = port_of(&rx)?;
     let r_before = mib(net.receiver())?;
@@ -425,7 +568,10 @@ fn run_rp_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
             d("Ip.InDelivers") + d("TcpExt.IPReversePathFilter") >= 2
         })
     });
-    let got: Vec<String> = drain(&rx).into_iter().map(|(p, _)| String::from_utf8_lossy(&p).into_owned()).collect();
+    let got: Vec<String> = drain(&rx)
+        .into_iter()
+        .map(|(p, _)| String::from_utf8_lossy(&p).into_owned())
+        .collect();
     let r_after = mib(net.receiver())?;
     // The model: strict needs the route to the source to leave by r0; loose
     // needs a route; off needs nothing.
@@ -446,7 +592,10 @@ fn run_rp_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
     let ours_rejected = sources.iter().filter(|(n, _)| !delivered(n)).count();
     let budget = match (&kmsg, &lines) {
         (Some(k), Some(l)) => {
-            let others_now = l.iter().filter(|r| ratelimited(&r.text) && !ours(&r.text, &r_dev)).count();
+            let others_now = l
+                .iter()
+                .filter(|r| ratelimited(&r.text) && !ours(&r.text, &r_dev))
+                .count();
             let used = k.recent_ratelimited + others_now;
             ctx.observe("kmsg.ratelimited_lines_in_window", used as u64);
             if ours_rejected > 0 && used + ours_rejected > k.burst {
@@ -472,7 +621,10 @@ fn run_rp_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
             "fib_validate_source(): off accepts, strict needs the reverse route on the input link, loose any route",
         );
         if let Some(lines) = &lines {
-            let n = lines.iter().filter(|l| martian_line(&l.text, src, &r_dev).is_some()).count() as i64;
+            let n = lines
+                .iter()
+                .filter(|l| martian_line(&l.text, src, &r_dev).is_some())
+                .count() as i64;
             if let Some(format) = lines.iter().find_map(|l| martian_line(&l.text, src, &r_dev)) {
                 ctx.observe("kmsg.martian_format", format);
             }
@@ -501,7 +653,15 @@ fn run_rp_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
         QUIET,
         "ip_rcv_finish_core(): a -EXDEV route lookup counts LINUX_MIB_IPRPFILTER and drops; the rest is delivered and read",
     );
-    check_mib(ctx, "third", &t_before, &t_after, &[], ALL, "the forged address's owner never sees a packet");
+    check_mib(
+        ctx,
+        "third",
+        &t_before,
+        &t_after,
+        &[],
+        ALL,
+        "the forged address's owner never sees a packet",
+    );
     Ok(())
 }
 
@@ -552,9 +712,18 @@ fn run_nonlocal(ctx: &mut Ctx) -> Result<(), CaseError> {
         "transparent" => sys::setsockopt_int(fd.as_fd(), libc::IPPROTO_IP, libc::IP_TRANSPARENT, 1)?,
         _ => {}
     }
-    let bound = socket::bind(fd.as_raw_fd(), &SockaddrIn::new(THIRD[0], THIRD[1], THIRD[2], THIRD[3], 40002)).map_err(io::Error::from);
+    let bound = socket::bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::new(THIRD[0], THIRD[1], THIRD[2], THIRD[3], 40002),
+    )
+    .map_err(io::Error::from);
     let want_bind = if mode == "plain" { "EADDRNOTAVAIL" } else { "ok" };
-    ctx.check_eq("bind", want_bind, outcome(&bound), "__inet_bind(): a non-local address needs ip_nonlocal_bind, IP_FREEBIND or IP_TRANSPARENT");
+    ctx.check_eq(
+        "bind",
+        want_bind,
+        outcome(&bound),
+        "__inet_bind(): a non-local address needs ip_nonlocal_bind, IP_FREEBIND or IP_TRANSPARENT",
+    );
     let want_send = match mode {
         "plain" => None,
         "transparent" => Some("ok"),
@@ -562,12 +731,28 @@ fn run_nonlocal(ctx: &mut Ctx) -> Result<(), CaseError> {
     };
     let mut delivered = false;
     if bound.is_ok() {
-        let sent = socket::sendto(fd.as_raw_fd(), b"from a non-local address", &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port), MsgFlags::empty()).map_err(io::Error::from);
-        ctx.check_eq("sendto", want_send.unwrap_or("not attempted"), outcome(&sent), "ip_route_output_key_hash_rcu(): a non-local source needs FLOWI_FLAG_ANYSRC (IP_TRANSPARENT)");
+        let sent = socket::sendto(
+            fd.as_raw_fd(),
+            b"from a non-local address",
+            &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port),
+            MsgFlags::empty(),
+        )
+        .map_err(io::Error::from);
+        ctx.check_eq(
+            "sendto",
+            want_send.unwrap_or("not attempted"),
+            outcome(&sent),
+            "ip_route_output_key_hash_rcu(): a non-local source needs FLOWI_FLAG_ANYSRC (IP_TRANSPARENT)",
+        );
         if sent.is_ok() {
             let got = recv_wait(&rx);
             delivered = got.is_some();
-            ctx.check_eq("receiver.from", sa(THIRD, 40002).to_string(), got.map(|(_, a)| a.to_string()), "the peer sees the transparent socket's bound address");
+            ctx.check_eq(
+                "receiver.from",
+                sa(THIRD, 40002).to_string(),
+                got.map(|(_, a)| a.to_string()),
+                "the peer sees the transparent socket's bound address",
+            );
         }
     }
     let s_after = mib(net.sender())?;
@@ -579,13 +764,32 @@ fn run_nonlocal(ctx: &mut Ctx) -> Result<(), CaseError> {
         "transparent" => {
             let mut s = ip_out(&s_before, 1);
             s.push(("Udp.OutDatagrams", 1));
-            (s, vec![("Udp.InDatagrams", 1), ("Ip.InReceives", 1), ("Ip.InDelivers", 1)])
+            (
+                s,
+                vec![("Udp.InDatagrams", 1), ("Ip.InReceives", 1), ("Ip.InDelivers", 1)],
+            )
         }
         "plain" => (vec![], vec![]),
         _ => (vec![("Ip.OutNoRoutes", 1)], vec![]),
     };
     ctx.observe("receiver.datagram_read", delivered);
-    check_mib(ctx, "sender", &s_before, &s_after, &s_model, QUIET, "udp_sendmsg(): one datagram out, or OUTNOROUTES for the refused route");
-    check_mib(ctx, "receiver", &r_before, &r_after, &r_model, QUIET, "one datagram received and read, or nothing sent");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &s_model,
+        QUIET,
+        "udp_sendmsg(): one datagram out, or OUTNOROUTES for the refused route",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &r_model,
+        QUIET,
+        "one datagram received and read, or nothing sent",
+    );
     Ok(())
 }

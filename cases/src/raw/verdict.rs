@@ -14,13 +14,20 @@ use kharness::procfs::Mib;
 use kharness::wait::wait_for;
 use kharness::{sys, CaseDef, CaseError, Ctx};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::{
+    Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+};
 
-use super::{check_mib, drain, mac_of, mib, net3, packet_socket, port_of, sum16, udp_bound, udp_frame, Net3, Net3Opts, QUIET, RECEIVER, SENDER, WAIT};
+use super::{
+    check_mib, drain, mac_of, mib, net3, packet_socket, port_of, sum16, udp_bound, udp_frame, Net3, Net3Opts, QUIET,
+    RECEIVER, SENDER, WAIT,
+};
 
 /// Where shrunk counterexamples are kept (and replayed first on every run).
-const REGRESSIONS: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/proptest-regressions/raw_verdict_property.txt");
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/proptest-regressions/raw_verdict_property.txt"
+);
 
 /// Generated cases per run (each is one frame, about a millisecond).
 const CASES: u32 = 128;
@@ -82,24 +89,32 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         0usize..100,
         proptest::bool::weighted(0.25),
         proptest::option::weighted(0.2, 0u16..=140),
-        proptest::option::weighted(0.2, prop_oneof![Just(UdpCsum::Zero), (1u16..=u16::MAX).prop_map(UdpCsum::Xor)]),
+        proptest::option::weighted(
+            0.2,
+            prop_oneof![Just(UdpCsum::Zero), (1u16..=u16::MAX).prop_map(UdpCsum::Xor)],
+        ),
         proptest::option::weighted(0.2, any::<u8>()),
         proptest::option::weighted(0.1, (0u8..16).prop_filter("not 4", |v| *v != 4)),
-        proptest::option::weighted(0.15, prop_oneof![(0u8..5).prop_map(Ihl::Short), (1u8..=10).prop_map(Ihl::Options)]),
+        proptest::option::weighted(
+            0.15,
+            prop_oneof![(0u8..5).prop_map(Ihl::Short), (1u8..=10).prop_map(Ihl::Options)],
+        ),
         proptest::option::weighted(0.2, 0u16..=220),
         proptest::option::weighted(0.15, 1u16..=u16::MAX),
     )
-        .prop_map(|(payload_len, closed_port, udp_len, udp_csum, ttl, version, ihl, tot_len, ip_csum)| Mutation {
-            payload_len,
-            closed_port,
-            udp_len,
-            udp_csum,
-            ttl,
-            version,
-            ihl,
-            tot_len,
-            ip_csum,
-        })
+        .prop_map(
+            |(payload_len, closed_port, udp_len, udp_csum, ttl, version, ihl, tot_len, ip_csum)| Mutation {
+                payload_len,
+                closed_port,
+                udp_len,
+                udp_csum,
+                ttl,
+                version,
+                ihl,
+                tot_len,
+                ip_csum,
+            },
+        )
 }
 
 /// The frame for `m`.
@@ -165,22 +180,46 @@ fn model(frame: &[u8], open: u16, has_out_transmits: bool) -> Verdict {
     let mut c = vec![("Ip.InReceives", 1)];
     let done = |mut c: Vec<(&'static str, i64)>, extra: &[(&'static str, i64)], delivered, why| {
         c.extend_from_slice(extra);
-        Verdict { counters: c, delivered, why }
+        Verdict {
+            counters: c,
+            delivered,
+            why,
+        }
     };
     let version = ip[0] >> 4;
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     if ihl < 20 || version != 4 {
-        return done(c, &[("Ip.InHdrErrors", 1)], None, "ip_rcv_core(): iph->ihl < 5 || iph->version != 4 -> inhdr_error");
+        return done(
+            c,
+            &[("Ip.InHdrErrors", 1)],
+            None,
+            "ip_rcv_core(): iph->ihl < 5 || iph->version != 4 -> inhdr_error",
+        );
     }
     if sum16(&ip[..ihl], 0) != 0xffff {
-        return done(c, &[("Ip.InHdrErrors", 1), ("IpExt.InCsumErrors", 1)], None, "ip_rcv_core(): ip_fast_csum() != 0 -> csum_error (IPSTATS_MIB_CSUMERRORS) then inhdr_error");
+        return done(
+            c,
+            &[("Ip.InHdrErrors", 1), ("IpExt.InCsumErrors", 1)],
+            None,
+            "ip_rcv_core(): ip_fast_csum() != 0 -> csum_error (IPSTATS_MIB_CSUMERRORS) then inhdr_error",
+        );
     }
     let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     if ip.len() < tot {
-        return done(c, &[("IpExt.InTruncatedPkts", 1)], None, "ip_rcv_core(): skb->len < tot_len -> IPSTATS_MIB_INTRUNCATEDPKTS");
+        return done(
+            c,
+            &[("IpExt.InTruncatedPkts", 1)],
+            None,
+            "ip_rcv_core(): skb->len < tot_len -> IPSTATS_MIB_INTRUNCATEDPKTS",
+        );
     }
     if tot < ihl {
-        return done(c, &[("Ip.InHdrErrors", 1)], None, "ip_rcv_core(): tot_len < ihl*4 -> inhdr_error");
+        return done(
+            c,
+            &[("Ip.InHdrErrors", 1)],
+            None,
+            "ip_rcv_core(): tot_len < ihl*4 -> inhdr_error",
+        );
     }
     // pskb_trim_rcsum() to tot_len; options (all IPOPT_END) pass
     // ip_rcv_options(); the local route delivers to UDP, whose handler's
@@ -188,11 +227,21 @@ fn model(frame: &[u8], open: u16, has_out_transmits: bool) -> Verdict {
     c.push(("Ip.InDelivers", 1));
     let l4 = &ip[ihl..tot];
     if l4.len() < 8 {
-        return done(c, &[("Udp.InErrors", 1)], None, "__udp4_lib_rcv(): !pskb_may_pull(skb, sizeof(struct udphdr)) -> drop (UDP_MIB_INERRORS)");
+        return done(
+            c,
+            &[("Udp.InErrors", 1)],
+            None,
+            "__udp4_lib_rcv(): !pskb_may_pull(skb, sizeof(struct udphdr)) -> drop (UDP_MIB_INERRORS)",
+        );
     }
     let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
     if ulen > l4.len() || ulen < 8 {
-        return done(c, &[("Udp.InErrors", 1)], None, "__udp4_lib_rcv(): ulen > skb->len or ulen < 8 -> short_packet -> drop (UDP_MIB_INERRORS)");
+        return done(
+            c,
+            &[("Udp.InErrors", 1)],
+            None,
+            "__udp4_lib_rcv(): ulen > skb->len or ulen < 8 -> short_packet -> drop (UDP_MIB_INERRORS)",
+        );
     }
     let udp = &l4[..ulen];
     let check = u16::from_be_bytes([udp[6], udp[7]]);
@@ -206,7 +255,13 @@ fn model(frame: &[u8], open: u16, has_out_transmits: bool) -> Verdict {
     }
     let dport = u16::from_be_bytes([udp[2], udp[3]]);
     if dport != open {
-        let mut extra = vec![("Udp.NoPorts", 1), ("Icmp.OutMsgs", 1), ("Icmp.OutDestUnreachs", 1), ("IcmpMsg.OutType3", 1), ("Ip.OutRequests", 1)];
+        let mut extra = vec![
+            ("Udp.NoPorts", 1),
+            ("Icmp.OutMsgs", 1),
+            ("Icmp.OutDestUnreachs", 1),
+            ("IcmpMsg.OutType3", 1),
+            ("Ip.OutRequests", 1),
+        ];
         if has_out_transmits {
             extra.push(("Ip.OutTransmits", 1));
         }
@@ -255,7 +310,15 @@ impl Rig {
         let smac = mac_of(net.sender(), net.s_ifindex())?;
         let rmac = mac_of(net.receiver(), net.r_ifindex())?;
         let has_out_transmits = mib(net.receiver())?.get("Ip.OutTransmits").is_some();
-        Ok(Rig { net, tx, rx, open, smac, rmac, has_out_transmits })
+        Ok(Rig {
+            net,
+            tx,
+            rx,
+            open,
+            smac,
+            rmac,
+            has_out_transmits,
+        })
     }
 
     fn run(&self, m: &Mutation, before: Mib) -> Result<Outcome, String> {
@@ -263,11 +326,25 @@ impl Rig {
         let verdict = model(&frame, self.open, self.has_out_transmits);
         sys::send(self.tx.as_fd(), &frame, 0).map_err(|e| format!("send on the packet socket: {e}"))?;
         let r = self.net.receiver();
-        let ended = |mm: &Mib| TERMINAL.iter().map(|k| mm.get(k).unwrap_or(0) - before.get(k).unwrap_or(0)).sum::<i64>() >= 1;
-        let _ = wait_for("the frame through IP input", WAIT, || r.mib().ok().filter(|mm| ended(mm)));
+        let ended = |mm: &Mib| {
+            TERMINAL
+                .iter()
+                .map(|k| mm.get(k).unwrap_or(0) - before.get(k).unwrap_or(0))
+                .sum::<i64>()
+                >= 1
+        };
+        let _ = wait_for("the frame through IP input", WAIT, || {
+            r.mib().ok().filter(|mm| ended(mm))
+        });
         let drained: Vec<Vec<u8>> = drain(&self.rx).into_iter().map(|(p, _)| p).collect();
         let after = r.mib().map_err(|e| e.to_string())?;
-        Ok(Outcome { frame, verdict, before, after, drained })
+        Ok(Outcome {
+            frame,
+            verdict,
+            before,
+            after,
+            drained,
+        })
     }
 }
 
@@ -287,7 +364,12 @@ fn disagreement(o: &Outcome) -> Option<String> {
     }
     let want: Vec<Vec<u8>> = o.verdict.delivered.iter().cloned().collect();
     if o.drained != want {
-        return Some(format!("socket read {} datagram(s), model says {} ({})", o.drained.len(), want.len(), o.verdict.why));
+        return Some(format!(
+            "socket read {} datagram(s), model says {} ({})",
+            o.drained.len(),
+            want.len(),
+            o.verdict.why
+        ));
     }
     None
 }
@@ -297,9 +379,19 @@ fn record(ctx: &mut Ctx, tag: &str, o: &Outcome) {
     ctx.observe(format!("{tag}.frame_len"), o.frame.len() as u64);
     check_mib(ctx, tag, &o.before, &o.after, &o.verdict.counters, QUIET, o.verdict.why);
     let want = o.verdict.delivered.is_some();
-    ctx.check_eq(format!("{tag}.datagrams_read"), i64::from(want), o.drained.len() as i64, o.verdict.why);
+    ctx.check_eq(
+        format!("{tag}.datagrams_read"),
+        i64::from(want),
+        o.drained.len() as i64,
+        o.verdict.why,
+    );
     if let (Some(p), Some(d)) = (&o.verdict.delivered, o.drained.first()) {
-        ctx.check_eq(format!("{tag}.payload_intact"), true, p == d, "the payload is what the frame carried");
+        ctx.check_eq(
+            format!("{tag}.payload_intact"),
+            true,
+            p == d,
+            "the payload is what the frame carried",
+        );
     }
 }
 
@@ -351,8 +443,15 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let persistence = std::path::Path::new(REGRESSIONS)
         .parent()
         .is_some_and(|d| d.is_dir())
-        .then(|| Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>);
-    let config = Config { cases: CASES, max_shrink_iters: 256, failure_persistence: persistence, ..Config::default() };
+        .then(|| {
+            Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>
+        });
+    let config = Config {
+        cases: CASES,
+        max_shrink_iters: 256,
+        failure_persistence: persistence,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let last = std::cell::RefCell::new(mib(rig.net.receiver())?);
     let frames = std::cell::Cell::new(0u32);
@@ -375,22 +474,102 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     }
     match result {
         Ok(()) => {
-            ctx.check_eq("property", "held", "held", "every generated frame met the model (a failure would replay the shrunk frame here)");
+            ctx.check_eq(
+                "property",
+                "held",
+                "held",
+                "every generated frame met the model (a failure would replay the shrunk frame here)",
+            );
             // One frame per verdict, replayed into the report.
             let samples: [(&str, Mutation); 13] = [
                 ("clean", Mutation::NONE),
-                ("ttl0_options", Mutation { ttl: Some(0), ihl: Some(Ihl::Options(2)), ..Mutation::NONE }),
-                ("version6", Mutation { version: Some(6), ..Mutation::NONE }),
-                ("ihl4", Mutation { ihl: Some(Ihl::Short(4)), ..Mutation::NONE }),
-                ("ip_csum", Mutation { ip_csum: Some(0x0101), ..Mutation::NONE }),
-                ("tot_len_long", Mutation { tot_len: Some(200), ..Mutation::NONE }),
-                ("tot_len_short", Mutation { tot_len: Some(12), ..Mutation::NONE }),
-                ("tot_len_cuts_udp_header", Mutation { tot_len: Some(24), ..Mutation::NONE }),
-                ("udp_len_long", Mutation { udp_len: Some(100), ..Mutation::NONE }),
-                ("udp_csum", Mutation { udp_csum: Some(UdpCsum::Xor(1)), ..Mutation::NONE }),
-                ("udp_csum_zero", Mutation { udp_csum: Some(UdpCsum::Zero), ..Mutation::NONE }),
-                ("closed_port", Mutation { closed_port: true, ..Mutation::NONE }),
-                ("closed_port_bad_csum", Mutation { closed_port: true, udp_csum: Some(UdpCsum::Xor(0x8000)), payload_len: 90, ..Mutation::NONE }),
+                (
+                    "ttl0_options",
+                    Mutation {
+                        ttl: Some(0),
+                        ihl: Some(Ihl::Options(2)),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "version6",
+                    Mutation {
+                        version: Some(6),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "ihl4",
+                    Mutation {
+                        ihl: Some(Ihl::Short(4)),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "ip_csum",
+                    Mutation {
+                        ip_csum: Some(0x0101),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "tot_len_long",
+                    Mutation {
+                        tot_len: Some(200),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "tot_len_short",
+                    Mutation {
+                        tot_len: Some(12),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "tot_len_cuts_udp_header",
+                    Mutation {
+                        tot_len: Some(24),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "udp_len_long",
+                    Mutation {
+                        udp_len: Some(100),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "udp_csum",
+                    Mutation {
+                        udp_csum: Some(UdpCsum::Xor(1)),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "udp_csum_zero",
+                    Mutation {
+                        udp_csum: Some(UdpCsum::Zero),
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "closed_port",
+                    Mutation {
+                        closed_port: true,
+                        ..Mutation::NONE
+                    },
+                ),
+                (
+                    "closed_port_bad_csum",
+                    Mutation {
+                        closed_port: true,
+                        udp_csum: Some(UdpCsum::Xor(0x8000)),
+                        payload_len: 90,
+                        ..Mutation::NONE
+                    },
+                ),
             ];
             let mut before = mib(rig.net.receiver())?;
             for (tag, m) in samples {
@@ -405,10 +584,18 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             ctx.note(format!("shrunk counterexample: {minimal:?}: {reason}"));
             let before = mib(rig.net.receiver())?;
             let o = rig.run(&minimal, before).map_err(CaseError::Harness)?;
-            ctx.observe("minimal_frame", o.frame.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            ctx.observe(
+                "minimal_frame",
+                o.frame.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            );
             record(ctx, "minimal", &o);
             if ctx.mismatches_so_far().is_empty() {
-                ctx.check_eq("property", "held", format!("failed: {reason}"), "the shrunk frame failed during the property run");
+                ctx.check_eq(
+                    "property",
+                    "held",
+                    format!("failed: {reason}"),
+                    "the shrunk frame failed during the property run",
+                );
             }
             Ok(())
         }
@@ -428,39 +615,87 @@ mod tests {
     fn clean_frame_is_delivered() {
         let f = build(&Mutation::NONE, [2; 6], [4; 6], 5000);
         let v = model(&f, 5000, true);
-        assert_eq!(v.counters, vec![("Ip.InReceives", 1), ("Ip.InDelivers", 1), ("Udp.InDatagrams", 1)]);
+        assert_eq!(
+            v.counters,
+            vec![("Ip.InReceives", 1), ("Ip.InDelivers", 1), ("Udp.InDatagrams", 1)]
+        );
         assert_eq!(v.delivered.as_ref().map(Vec::len), Some(24));
     }
 
     #[test]
     fn header_errors_come_first() {
-        let v = verdict(Mutation { version: Some(6), ip_csum: Some(1), ..Mutation::NONE });
+        let v = verdict(Mutation {
+            version: Some(6),
+            ip_csum: Some(1),
+            ..Mutation::NONE
+        });
         assert_eq!(v, vec![("Ip.InReceives", 1), ("Ip.InHdrErrors", 1)]);
-        let v = verdict(Mutation { ip_csum: Some(1), tot_len: Some(1000), ..Mutation::NONE });
+        let v = verdict(Mutation {
+            ip_csum: Some(1),
+            tot_len: Some(1000),
+            ..Mutation::NONE
+        });
         assert!(v.contains(&("IpExt.InCsumErrors", 1)));
-        let v = verdict(Mutation { tot_len: Some(1000), ..Mutation::NONE });
+        let v = verdict(Mutation {
+            tot_len: Some(1000),
+            ..Mutation::NONE
+        });
         assert!(v.contains(&("IpExt.InTruncatedPkts", 1)));
-        let v = verdict(Mutation { tot_len: Some(19), ..Mutation::NONE });
+        let v = verdict(Mutation {
+            tot_len: Some(19),
+            ..Mutation::NONE
+        });
         assert!(v.contains(&("Ip.InHdrErrors", 1)));
     }
 
     #[test]
     fn options_and_ttl_are_harmless() {
-        let v = verdict(Mutation { ttl: Some(0), ihl: Some(Ihl::Options(10)), ..Mutation::NONE });
+        let v = verdict(Mutation {
+            ttl: Some(0),
+            ihl: Some(Ihl::Options(10)),
+            ..Mutation::NONE
+        });
         assert!(v.contains(&("Udp.InDatagrams", 1)), "{v:?}");
     }
 
     #[test]
     fn udp_rules() {
-        assert!(verdict(Mutation { udp_csum: Some(UdpCsum::Zero), ..Mutation::NONE }).contains(&("Udp.InDatagrams", 1)));
-        assert!(verdict(Mutation { udp_csum: Some(UdpCsum::Xor(4)), ..Mutation::NONE }).contains(&("Udp.InCsumErrors", 1)));
-        assert!(verdict(Mutation { udp_len: Some(7), ..Mutation::NONE }).contains(&("Udp.InErrors", 1)));
-        assert!(verdict(Mutation { udp_len: Some(33), ..Mutation::NONE }).contains(&("Udp.InErrors", 1)));
+        assert!(verdict(Mutation {
+            udp_csum: Some(UdpCsum::Zero),
+            ..Mutation::NONE
+        })
+        .contains(&("Udp.InDatagrams", 1)));
+        assert!(verdict(Mutation {
+            udp_csum: Some(UdpCsum::Xor(4)),
+            ..Mutation::NONE
+        })
+        .contains(&("Udp.InCsumErrors", 1)));
+        assert!(verdict(Mutation {
+            udp_len: Some(7),
+            ..Mutation::NONE
+        })
+        .contains(&("Udp.InErrors", 1)));
+        assert!(verdict(Mutation {
+            udp_len: Some(33),
+            ..Mutation::NONE
+        })
+        .contains(&("Udp.InErrors", 1)));
         // A shorter UDP length trims the datagram; the old checksum no longer fits.
-        assert!(verdict(Mutation { udp_len: Some(20), ..Mutation::NONE }).contains(&("Udp.InCsumErrors", 1)));
-        let v = verdict(Mutation { closed_port: true, ..Mutation::NONE });
+        assert!(verdict(Mutation {
+            udp_len: Some(20),
+            ..Mutation::NONE
+        })
+        .contains(&("Udp.InCsumErrors", 1)));
+        let v = verdict(Mutation {
+            closed_port: true,
+            ..Mutation::NONE
+        });
         assert!(v.contains(&("Udp.NoPorts", 1)) && v.contains(&("IcmpMsg.OutType3", 1)));
-        let v = verdict(Mutation { closed_port: true, udp_csum: Some(UdpCsum::Xor(9)), ..Mutation::NONE });
+        let v = verdict(Mutation {
+            closed_port: true,
+            udp_csum: Some(UdpCsum::Xor(9)),
+            ..Mutation::NONE
+        });
         assert!(v.contains(&("Udp.InCsumErrors", 1)) && !v.contains(&("Udp.NoPorts", 1)));
     }
 }

@@ -45,7 +45,10 @@ pub(crate) fn tcp_pair(net: &Net3) -> Result<(TcpStream, TcpStream), CaseError> 
     let port = listener.local_addr()?.port();
     let client = net.sender().run(|| -> std::io::Result<TcpStream> {
         let fd: OwnedFd = kharness::sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0)?;
-        socket::connect(fd.as_raw_fd(), &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port))?;
+        socket::connect(
+            fd.as_raw_fd(),
+            &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port),
+        )?;
         Ok(TcpStream::from(fd))
     })??;
     let (server, _) = listener.accept()?;
@@ -72,7 +75,8 @@ pub(crate) fn splice_all(pipe_r: &OwnedFd, out: impl AsFd, len: usize, flags: Sp
 pub static VMSPLICE: CaseDef = CaseDef {
     id: "zerocopy.vmsplice",
     variants: &[],
-    summary: "vmsplice user pages into a pipe, splice into a TCP socket and into a packet socket: the bytes arrive intact",
+    summary:
+        "vmsplice user pages into a pipe, splice into a TCP socket and into a packet socket: the bytes arrive intact",
     drives: "TCP: 1 MiB of patterned, page-aligned user memory, 64 KiB at a time: vmsplice(pipe) then \
         splice(pipe -> connected TCP socket, SPLICE_F_MOVE), the receiver reading concurrently. Packet \
         socket (the seed's path): 16 Ethernet+IPv4+UDP frames, each at the start of its own page, each \
@@ -96,7 +100,8 @@ pub static VMSPLICE: CaseDef = CaseDef {
         (zero copy as now), sock_no_sendpage() for packet sockets, which sent one frame per page (a \
         frame crossing a page boundary would be split: here every frame sits inside one page). The seed \
         counts four system calls per packet for its raw-socket program; this path needs two.",
-    shell: "ip netns exec SENDER strace -c -e vmsplice,splice ./sender; ip netns exec RECEIVER nc -l PORT | cmp - input",
+    shell:
+        "ip netns exec SENDER strace -c -e vmsplice,splice ./sender; ip netns exec RECEIVER nc -l PORT | cmp - input",
     source: "seed 003 (Zero-copy network transmission with vmsplice)",
     timeout: Duration::from_secs(15),
     run,
@@ -169,21 +174,54 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let sent = sent?;
     ctx.observe("tcp.vmsplice_calls", vmsplices as u64);
     ctx.observe("tcp.splice_calls", splices as u64);
-    ctx.check_eq("tcp.bytes_spliced", TCP_BYTES as i64, sent as i64, "vmsplice + splice move every byte");
-    ctx.check_eq("tcp.bytes_read", TCP_BYTES as i64, read as i64, "TCP delivers every byte");
-    ctx.check_eq("tcp.first_corrupt_offset", "none", first_bad.map_or("none".to_string(), |o| o.to_string()), "the pages were borrowed, not changed: the bytes are ours, in order");
-    let snap = wait_until("every byte acked", WAIT, || SockSnapshot::take(client.as_fd()).ok(), |s| s.as_ref().is_some_and(|s| s.outq == 0))?
-        .ok_or_else(|| CaseError::Harness("TCP_INFO unreadable".into()))?;
+    ctx.check_eq(
+        "tcp.bytes_spliced",
+        TCP_BYTES as i64,
+        sent as i64,
+        "vmsplice + splice move every byte",
+    );
+    ctx.check_eq(
+        "tcp.bytes_read",
+        TCP_BYTES as i64,
+        read as i64,
+        "TCP delivers every byte",
+    );
+    ctx.check_eq(
+        "tcp.first_corrupt_offset",
+        "none",
+        first_bad.map_or("none".to_string(), |o| o.to_string()),
+        "the pages were borrowed, not changed: the bytes are ours, in order",
+    );
+    let snap = wait_until(
+        "every byte acked",
+        WAIT,
+        || SockSnapshot::take(client.as_fd()).ok(),
+        |s| s.as_ref().is_some_and(|s| s.outq == 0),
+    )?
+    .ok_or_else(|| CaseError::Harness("TCP_INFO unreadable".into()))?;
     ctx.check_eq("tcp.siocoutq", 0, snap.outq, "settled: nothing unacknowledged");
-    ctx.check_eq("tcp.tcpi_bytes_acked", TCP_BYTES as i64 + 1, snap.ti("bytes_acked").map(|v| v as i64), "tcp_snd_una_update(): every byte plus the SYN");
+    ctx.check_eq(
+        "tcp.tcpi_bytes_acked",
+        TCP_BYTES as i64 + 1,
+        snap.ti("bytes_acked").map(|v| v as i64),
+        "tcp_snd_una_update(): every byte plus the SYN",
+    );
     let sent_net = match (snap.ti("bytes_sent"), snap.ti("bytes_retrans")) {
         (Some(a), Some(b)) => Some(a as i64 - b as i64),
         _ => None,
     };
-    ctx.check_eq("tcp.tcpi_bytes_sent-retrans", TCP_BYTES as i64, sent_net, "tcpi_bytes_sent counts transmitted payload, retransmissions included");
+    ctx.check_eq(
+        "tcp.tcpi_bytes_sent-retrans",
+        TCP_BYTES as i64,
+        sent_net,
+        "tcpi_bytes_sent counts transmitted payload, retransmissions included",
+    );
     if let Some(segs) = snap.ti("data_segs_out").filter(|s| *s > 0) {
         ctx.observe("tcp.data_segs_out", segs);
-        ctx.observe("tcp.syscalls_per_segment", format!("{:.3}", (vmsplices + splices) as f64 / segs as f64));
+        ctx.observe(
+            "tcp.syscalls_per_segment",
+            format!("{:.3}", (vmsplices + splices) as f64 / segs as f64),
+        );
     }
 
     // Packet socket: one frame per page, two calls per frame.
@@ -193,7 +231,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let pk = packet_socket(net.sender(), libc::SOCK_RAW, 0, si)?;
     let (mut pages, poff) = aligned(FRAMES * PAGE);
     let mut lens = Vec::new();
-    let payloads: Vec<Vec<u8>> = (0..FRAMES).map(|i| (0..1000).map(|j| ((i * 31 + j) % 253) as u8).collect()).collect();
+    let payloads: Vec<Vec<u8>> = (0..FRAMES)
+        .map(|i| (0..1000).map(|j| ((i * 31 + j) % 253) as u8).collect())
+        .collect();
     for (i, p) in payloads.iter().enumerate() {
         let f = udp_frame(smac, rmac, SENDER, RECEIVER, 40400, uport, p);
         pages[poff + i * PAGE..poff + i * PAGE + f.len()].copy_from_slice(&f);
@@ -202,24 +242,68 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let pages = &pages[poff..];
     let mut calls = 0usize;
     for (i, len) in lens.iter().enumerate() {
-        let n = vmsplice(&pipe_w, &[IoSlice::new(&pages[i * PAGE..i * PAGE + len])], SpliceFFlags::empty())?;
+        let n = vmsplice(
+            &pipe_w,
+            &[IoSlice::new(&pages[i * PAGE..i * PAGE + len])],
+            SpliceFFlags::empty(),
+        )?;
         calls += 1;
-        ctx.check_eq(format!("packet.frame{i}.vmspliced"), *len as i64, n as i64, "a frame within one page fits the pipe");
+        ctx.check_eq(
+            format!("packet.frame{i}.vmspliced"),
+            *len as i64,
+            n as i64,
+            "a frame within one page fits the pipe",
+        );
         calls += splice_all(&pipe_r, &pk, n, SpliceFFlags::empty())?;
     }
-    ctx.check_eq("packet.syscalls_per_frame", 2.0, calls as f64 / FRAMES as f64, "one vmsplice and one splice per frame: splice_to_socket() makes one sendmsg of the whole pipe content");
+    ctx.check_eq(
+        "packet.syscalls_per_frame",
+        2.0,
+        calls as f64 / FRAMES as f64,
+        "one vmsplice and one splice per frame: splice_to_socket() makes one sendmsg of the whole pipe content",
+    );
     let got = recv_n(&udp_rx, FRAMES);
     let mut seen: Vec<Vec<u8>> = got.iter().map(|(p, _)| p.clone()).collect();
     seen.sort();
     let mut want = payloads.clone();
     want.sort();
-    ctx.check_eq("packet.datagrams", FRAMES as i64, got.len() as i64, "packet_snd(): one frame per splice");
-    ctx.check_eq("packet.payloads_intact", true, seen == want, "the frames are the spliced bytes");
+    ctx.check_eq(
+        "packet.datagrams",
+        FRAMES as i64,
+        got.len() as i64,
+        "packet_snd(): one frame per splice",
+    );
+    ctx.check_eq(
+        "packet.payloads_intact",
+        true,
+        seen == want,
+        "the frames are the spliced bytes",
+    );
 
     let s_after = mib(net.sender())?;
     let r_after = mib(net.receiver())?;
-    check_mib(ctx, "sender", &s_before, &s_after, &[("Tcp.ActiveOpens", 1), ("Tcp.CurrEstab", 1), ("Udp.OutDatagrams", 0)], QUIET_TCP, "one connection opened; packet-socket frames bypass UDP");
-    check_mib(ctx, "receiver", &r_before, &r_after, &[("Tcp.PassiveOpens", 1), ("Tcp.CurrEstab", 1), ("Udp.InDatagrams", FRAMES as i64)], QUIET_TCP, "one connection accepted; every frame delivered and read");
+    check_mib(
+        ctx,
+        "sender",
+        &s_before,
+        &s_after,
+        &[("Tcp.ActiveOpens", 1), ("Tcp.CurrEstab", 1), ("Udp.OutDatagrams", 0)],
+        QUIET_TCP,
+        "one connection opened; packet-socket frames bypass UDP",
+    );
+    check_mib(
+        ctx,
+        "receiver",
+        &r_before,
+        &r_after,
+        &[
+            ("Tcp.PassiveOpens", 1),
+            ("Tcp.CurrEstab", 1),
+            ("Udp.InDatagrams", FRAMES as i64),
+        ],
+        QUIET_TCP,
+        "one connection accepted; every frame delivered and read",
+    );
     drop(client);
     Ok(())
 }

@@ -48,10 +48,21 @@ pub static FILL: CaseDef = CaseDef {
 
 fn run_fill(ctx: &mut Ctx) -> Result<(), CaseError> {
     let path = Path::from_variant(ctx.variant);
-    let mut conn = connect(path, &ConnOpts { server_rcvbuf: Some(RCVBUF), ..Default::default() })?;
+    let mut conn = connect(
+        path,
+        &ConnOpts {
+            server_rcvbuf: Some(RCVBUF),
+            ..Default::default()
+        },
+    )?;
     let mut written = 0;
     let eagain = fill(&mut conn.client, &mut written, CAP)?;
-    ctx.check_eq("fill.eagain", true, eagain, "a non-blocking write on a full send buffer returns EAGAIN (sk_stream_wait_memory with timeo 0)");
+    ctx.check_eq(
+        "fill.eagain",
+        true,
+        eagain,
+        "a non-blocking write on a full send buffer returns EAGAIN (sk_stream_wait_memory with timeo 0)",
+    );
     let p = settle(&conn, SETTLE)?;
     check_queue_model(ctx, "fill", &p, written, 0);
     ctx.check(
@@ -95,7 +106,13 @@ pub static DRAIN: CaseDef = CaseDef {
 
 fn run_drain(ctx: &mut Ctx) -> Result<(), CaseError> {
     let path = Path::from_variant(ctx.variant);
-    let mut conn = connect(path, &ConnOpts { server_rcvbuf: Some(RCVBUF), ..Default::default() })?;
+    let mut conn = connect(
+        path,
+        &ConnOpts {
+            server_rcvbuf: Some(RCVBUF),
+            ..Default::default()
+        },
+    )?;
     let mut written = 0;
     fill(&mut conn.client, &mut written, CAP)?;
     let mut read = 0u64;
@@ -151,11 +168,26 @@ fn run_drain(ctx: &mut Ctx) -> Result<(), CaseError> {
     check_queue_model(ctx, "final", &p, written, read);
     ctx.observe("steps", step);
     ctx.check_eq("final.read", written, read, "every written byte is eventually read");
-    ctx.check_eq("final.client.siocoutq", 0, p.c.outq, "once everything is read and acked, nothing is queued");
-    ctx.check_eq("pattern_intact", true, corrupt.is_none(), "TCP delivers the byte stream in order, without loss or duplication");
+    ctx.check_eq(
+        "final.client.siocoutq",
+        0,
+        p.c.outq,
+        "once everything is read and acked, nothing is queued",
+    );
+    ctx.check_eq(
+        "pattern_intact",
+        true,
+        corrupt.is_none(),
+        "TCP delivers the byte stream in order, without loss or duplication",
+    );
     if let Some(off) = corrupt {
         ctx.observe("first_corrupt_offset", off);
     }
-    ctx.check_eq("counters_monotonic", true, monotonic, "bytes_acked and bytes_received are sums of sequence advances: they never decrease");
+    ctx.check_eq(
+        "counters_monotonic",
+        true,
+        monotonic,
+        "bytes_acked and bytes_received are sums of sequence advances: they never decrease",
+    );
     Ok(())
 }

@@ -48,12 +48,21 @@ fn find(dump: &[InetDiagMsg], src: std::net::SocketAddr, dst: std::net::SocketAd
 }
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
-    let mut conn = connect(Path::Veth, &ConnOpts { server_rcvbuf: Some(4096), ..Default::default() })?;
+    let mut conn = connect(
+        Path::Veth,
+        &ConnOpts {
+            server_rcvbuf: Some(4096),
+            ..Default::default()
+        },
+    )?;
     let mut written = 0;
     fill(&mut conn.client, &mut written, 1 << 20)?;
     settle(&conn, SETTLE)?;
     let want_len = expected_len_for((ctx.kernel.version.0, ctx.kernel.version.1));
-    for (side, stream, ns) in [("client", &conn.client, conn.client_ns), ("server", &conn.server, conn.server_ns)] {
+    for (side, stream, ns) in [
+        ("client", &conn.client, conn.client_ns),
+        ("server", &conn.server, conn.server_ns),
+    ] {
         let (src, dst) = (stream.local_addr()?, stream.peer_addr()?);
         let nl = conn.topo.ns(ns).netlink(NETLINK_SOCK_DIAG)?;
         let fd = stream.as_fd();
@@ -71,14 +80,36 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             (stable(&before) == stable(&after)).then(|| (before.tcp_info.clone(), find(&dump, src, dst), after))
         })?;
         let Some(msg) = msg else {
-            return Err(CaseError::Harness(format!("INET_DIAG dump has no socket {src} -> {dst}")));
+            return Err(CaseError::Harness(format!(
+                "INET_DIAG dump has no socket {src} -> {dst}"
+            )));
         };
         let info = msg.info.clone().unwrap_or_else(|| TcpInfo::from_bytes(&[]));
-        ctx.check_eq(format!("{side}.getsockopt_len"), want_len as i64, before.len() as i64, "sizeof(struct tcp_info) for this kernel version (include/uapi/linux/tcp.h history)");
-        ctx.check_eq(format!("{side}.diag_len"), before.len() as i64, info.len() as i64, "tcp_diag_get_info copies the same struct as do_tcp_getsockopt");
+        ctx.check_eq(
+            format!("{side}.getsockopt_len"),
+            want_len as i64,
+            before.len() as i64,
+            "sizeof(struct tcp_info) for this kernel version (include/uapi/linux/tcp.h history)",
+        );
+        ctx.check_eq(
+            format!("{side}.diag_len"),
+            before.len() as i64,
+            info.len() as i64,
+            "tcp_diag_get_info copies the same struct as do_tcp_getsockopt",
+        );
         ctx.check_eq(format!("{side}.diag_state"), 1, msg.state, "TCP_ESTABLISHED");
-        ctx.check_eq(format!("{side}.idiag_rqueue"), snap.inq as i64, msg.rqueue as i64, "tcp_diag_get_info: rcv_nxt - copied_seq, as SIOCINQ");
-        ctx.check_eq(format!("{side}.idiag_wqueue"), snap.outq as i64, msg.wqueue as i64, "tcp_diag_get_info: write_seq - snd_una, as SIOCOUTQ");
+        ctx.check_eq(
+            format!("{side}.idiag_rqueue"),
+            snap.inq as i64,
+            msg.rqueue as i64,
+            "tcp_diag_get_info: rcv_nxt - copied_seq, as SIOCINQ",
+        );
+        ctx.check_eq(
+            format!("{side}.idiag_wqueue"),
+            snap.outq as i64,
+            msg.wqueue as i64,
+            "tcp_diag_get_info: write_seq - snd_una, as SIOCOUTQ",
+        );
         let theirs = info.fields();
         let mut compared = 0;
         for (name, ours) in before.fields() {

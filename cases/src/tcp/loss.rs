@@ -56,7 +56,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let retrans = wait_until(
         "the client to retransmit while the link is down",
         Duration::from_secs(15),
-        || SockSnapshot::take(cfd).ok().and_then(|s| s.ti("total_retrans")).unwrap_or(0),
+        || {
+            SockSnapshot::take(cfd)
+                .ok()
+                .and_then(|s| s.ti("total_retrans"))
+                .unwrap_or(0)
+        },
         |r| *r >= 1,
     );
     link_up(server_ns, idx)?;
@@ -94,8 +99,18 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         c.ti("total_retrans"),
         "tcp_retransmit_timer -> tcp_retransmit_skb counts total_retrans",
     );
-    ctx.check("client.tcpi_bytes_retrans", Expect::Ge(1), c.ti("bytes_retrans"), "__tcp_retransmit_skb adds the segment's length to bytes_retrans");
-    ctx.check("client.Tcp.RetransSegs", Expect::Ge(1), delta.get("Tcp.RetransSegs").copied().unwrap_or(0), "__tcp_retransmit_skb counts TCP_MIB_RETRANSSEGS");
+    ctx.check(
+        "client.tcpi_bytes_retrans",
+        Expect::Ge(1),
+        c.ti("bytes_retrans"),
+        "__tcp_retransmit_skb adds the segment's length to bytes_retrans",
+    );
+    ctx.check(
+        "client.Tcp.RetransSegs",
+        Expect::Ge(1),
+        delta.get("Tcp.RetransSegs").copied().unwrap_or(0),
+        "__tcp_retransmit_skb counts TCP_MIB_RETRANSSEGS",
+    );
     let timeouts = delta.get("TcpExt.TCPTimeouts").copied().unwrap_or(0);
     let probes = delta.get("TcpExt.TCPLossProbes").copied().unwrap_or(0);
     ctx.observe("client.TcpExt.TCPTimeouts", timeouts);
@@ -106,10 +121,25 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         timeouts + probes,
         "a retransmission is sent either by the RTO timer (tcp_retransmit_timer counts TCPTIMEOUTS) or, first, by a tail loss probe (tcp_send_loss_probe counts TCPLOSSPROBES); which one comes first depends on timing",
     );
-    ctx.check_eq("client.bytes_acked", written as i64 + 1, c.ti("bytes_acked").map(|v| v as i64), "every written byte (and the SYN) is finally acknowledged");
+    ctx.check_eq(
+        "client.bytes_acked",
+        written as i64 + 1,
+        c.ti("bytes_acked").map(|v| v as i64),
+        "every written byte (and the SYN) is finally acknowledged",
+    );
     ctx.check_eq("client.siocoutq", 0, c.outq, "nothing left in the send queue");
     ctx.check_eq("server.read", written, read, "every byte delivered to the application");
-    ctx.check_eq("server.tcpi_bytes_received", written as i64, s.ti("bytes_received").map(|v| v as i64), "rcv_nxt advances only over new bytes: duplicates are not received twice");
-    ctx.check_eq("server.pattern_intact", true, corrupt.is_none(), "in order, no byte duplicated or lost");
+    ctx.check_eq(
+        "server.tcpi_bytes_received",
+        written as i64,
+        s.ti("bytes_received").map(|v| v as i64),
+        "rcv_nxt advances only over new bytes: duplicates are not received twice",
+    );
+    ctx.check_eq(
+        "server.pattern_intact",
+        true,
+        corrupt.is_none(),
+        "in order, no byte duplicated or lost",
+    );
     Ok(())
 }

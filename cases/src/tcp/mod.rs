@@ -89,7 +89,10 @@ pub(crate) const SERVER_V4: [u8; 4] = [198, 18, 0, 2];
 pub(crate) const CLIENT_V4: [u8; 4] = [198, 18, 0, 1];
 
 /// Builds the topology for `path` (without connecting).
-pub(crate) fn topology(path: Path, client_sysctls: &[(&'static str, String)]) -> Result<(Topology, &'static str, &'static str), CaseError> {
+pub(crate) fn topology(
+    path: Path,
+    client_sysctls: &[(&'static str, String)],
+) -> Result<(Topology, &'static str, &'static str), CaseError> {
     let mut b = match path {
         Path::Veth => Topology::builder()
             .ns("client")
@@ -137,7 +140,13 @@ pub(crate) fn connect(path: Path, opts: &ConnOpts) -> Result<Conn, CaseError> {
         Ok(TcpStream::from(fd))
     })??;
     let (server, _) = listener.accept()?;
-    Ok(Conn { topo, client, server, client_ns, server_ns })
+    Ok(Conn {
+        topo,
+        client,
+        server,
+        client_ns,
+        server_ns,
+    })
 }
 
 /// A listening socket in `ns` on `ip`, ephemeral port.
@@ -147,7 +156,10 @@ pub(crate) fn listen(topo: &Topology, ns: &str, ip: [u8; 4], rcvbuf: Option<i32>
         if let Some(b) = rcvbuf {
             socket::setsockopt(&fd, socket::sockopt::RcvBuf, &(b as usize))?;
         }
-        socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(ip[0], ip[1], ip[2], ip[3], 0))?;
+        socket::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrIn::new(ip[0], ip[1], ip[2], ip[3], 0),
+        )?;
         socket::listen(&fd, socket::Backlog::new(8).expect("backlog"))?;
         Ok(TcpListener::from(fd))
     })??)
@@ -224,7 +236,10 @@ pub(crate) struct Pair {
 
 impl Pair {
     pub(crate) fn take(conn: &Conn) -> io::Result<Pair> {
-        Ok(Pair { c: SockSnapshot::take(conn.client.as_fd())?, s: SockSnapshot::take(conn.server.as_fd())? })
+        Ok(Pair {
+            c: SockSnapshot::take(conn.client.as_fd())?,
+            s: SockSnapshot::take(conn.server.as_fd())?,
+        })
     }
 
     /// The sequence-space figures (no clocks, no rates): equal keys in two

@@ -44,9 +44,13 @@ pub static NOTSENT_LOWAT: CaseDef = CaseDef {
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let by_sysctl = ctx.variant == Some("sysctl");
-    let mut opts = ConnOpts { server_rcvbuf: Some(4096), ..Default::default() };
+    let mut opts = ConnOpts {
+        server_rcvbuf: Some(4096),
+        ..Default::default()
+    };
     if by_sysctl {
-        opts.client_sysctls.push(("net.ipv4.tcp_notsent_lowat", LOWAT.to_string()));
+        opts.client_sysctls
+            .push(("net.ipv4.tcp_notsent_lowat", LOWAT.to_string()));
     } else {
         opts.client_lowat = Some(LOWAT);
     }
@@ -60,7 +64,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     );
     if by_sysctl {
         let v = conn.topo.ns(conn.client_ns).sysctl_read("net.ipv4.tcp_notsent_lowat")?;
-        ctx.check_eq("sysctl.tcp_notsent_lowat", LOWAT.to_string(), v, "set in the client namespace only");
+        ctx.check_eq(
+            "sysctl.tcp_notsent_lowat",
+            LOWAT.to_string(),
+            v,
+            "set in the client namespace only",
+        );
     }
     let mut written = 0;
     let eagain = fill(&mut conn.client, &mut written, 8 << 20)?;
@@ -74,7 +83,13 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.check_eq(
         "fill.stopped_by",
         "lowat",
-        if notsent >= LOWAT as i64 { "lowat" } else if wq >= p.c.sndbuf as i64 { "sndbuf" } else { "neither" },
+        if notsent >= LOWAT as i64 {
+            "lowat"
+        } else if wq >= p.c.sndbuf as i64 {
+            "sndbuf"
+        } else {
+            "neither"
+        },
         "sk_stream_memory_free(): the write stops once notsent >= lowat (the 8 MiB send buffer is not the limit)",
     );
     ctx.check(
@@ -94,7 +109,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let (got, _) = read_some(&mut conn.server, &mut read, 1000)?;
         if got == 0 {
             let fd = conn.server.as_fd();
-            if kharness::wait::wait_until("receive queue to refill", SETTLE, || kharness::sys::ioctl_int(fd, kharness::sys::SIOCINQ).unwrap_or(0), |n| *n > 0).is_err() {
+            if kharness::wait::wait_until(
+                "receive queue to refill",
+                SETTLE,
+                || kharness::sys::ioctl_int(fd, kharness::sys::SIOCINQ).unwrap_or(0),
+                |n| *n > 0,
+            )
+            .is_err()
+            {
                 break;
             }
             continue;
@@ -107,7 +129,13 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let wq = p.c.mem("wmem_queued").unwrap_or(0) as i64;
         let sndbuf = p.c.sndbuf as i64;
         let predicted = 2 * notsent < LOWAT as i64 && sndbuf - wq >= wq / 2 && wq < sndbuf;
-        let band = if notsent >= LOWAT as i64 { 0 } else if 2 * notsent >= LOWAT as i64 { 1 } else { 2 };
+        let band = if notsent >= LOWAT as i64 {
+            0
+        } else if 2 * notsent >= LOWAT as i64 {
+            1
+        } else {
+            2
+        };
         bands[band] += 1;
         ctx.observe(format!("step{step}.notsent"), notsent);
         ctx.observe(format!("step{step}.wmem_queued"), wq);
@@ -123,7 +151,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     }
     ctx.observe("steps", step);
     for (i, name) in ["notsent>=L", "L/2<=notsent<L", "notsent<L/2"].iter().enumerate() {
-        ctx.check(format!("band.{name}"), Expect::Gt(0), bands[i], "the drain passes through every band, so each side of both thresholds was checked");
+        ctx.check(
+            format!("band.{name}"),
+            Expect::Gt(0),
+            bands[i],
+            "the drain passes through every band, so each side of both thresholds was checked",
+        );
     }
     Ok(())
 }

@@ -9,7 +9,10 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestE
 use super::{check_queue_model, connect, read_some, settle, write_some, ConnOpts, Path, SETTLE};
 
 /// Where shrunk counterexamples are kept (and replayed first on every run).
-const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/proptest-regressions/tcp_ops_property.txt");
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/proptest-regressions/tcp_ops_property.txt"
+);
 
 /// One step of a generated sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +59,14 @@ pub static OPS_PROPERTY: CaseDef = CaseDef {
 };
 
 fn run_sequence(kernel: &kharness::KernelInfo, ops: &[Op], record: Option<&mut Ctx>) -> Result<(), String> {
-    let mut conn = connect(Path::Veth, &ConnOpts { server_rcvbuf: Some(4096), ..Default::default() }).map_err(|e| e.to_string())?;
+    let mut conn = connect(
+        Path::Veth,
+        &ConnOpts {
+            server_rcvbuf: Some(4096),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let (mut written, mut read) = (0u64, 0u64);
     let mut scratch = Ctx::new(kernel.clone(), None);
     let ctx = match record {
@@ -73,7 +83,12 @@ fn run_sequence(kernel: &kharness::KernelInfo, ops: &[Op], record: Option<&mut C
             Op::Read(n) => {
                 let (_, bad) = read_some(&mut conn.server, &mut read, *n).map_err(|e| e.to_string())?;
                 if let Some(off) = bad {
-                    ctx.check_eq(format!("op{i}.pattern_at_{off}"), true, false, "TCP delivers the byte stream in order");
+                    ctx.check_eq(
+                        format!("op{i}.pattern_at_{off}"),
+                        true,
+                        false,
+                        "TCP delivers the byte stream in order",
+                    );
                 }
             }
             Op::Settle => {
@@ -95,9 +110,19 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let persistence = std::path::Path::new(REGRESSIONS)
         .parent()
         .is_some_and(|d| d.is_dir())
-        .then(|| Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>);
-    let config = Config { cases: 24, max_shrink_iters: 200, failure_persistence: persistence, ..Config::default() };
-    let mut runner = TestRunner::new_with_rng(config, proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha));
+        .then(|| {
+            Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>
+        });
+    let config = Config {
+        cases: 24,
+        max_shrink_iters: 200,
+        failure_persistence: persistence,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
     let kernel = ctx.kernel.clone();
     let sequences = std::cell::Cell::new(0u32);
     let ops_run = std::cell::Cell::new(0usize);
@@ -110,13 +135,31 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.observe("operations_run", ops_run.get() as u64);
     match result {
         Ok(()) => {
-            ctx.check_eq("property", "held", "held", "every settle of every sequence met the model (a failure would replay the shrunk sequence here)");
+            ctx.check_eq(
+                "property",
+                "held",
+                "held",
+                "every settle of every sequence met the model (a failure would replay the shrunk sequence here)",
+            );
             // Replay one fixed sequence into the report so its figures are visible.
-            let sample = [Op::Write(150_000), Op::Settle, Op::Read(5_000), Op::Settle, Op::Read(100_000), Op::Write(20_000)];
-            run_sequence(&ctx.kernel.clone(), &sample, Some(ctx)).map_err(CaseError::Harness).or_else(|e| {
-                // A mismatch in the replay is recorded in ctx already.
-                if ctx.mismatches_so_far().is_empty() { Err(e) } else { Ok(()) }
-            })
+            let sample = [
+                Op::Write(150_000),
+                Op::Settle,
+                Op::Read(5_000),
+                Op::Settle,
+                Op::Read(100_000),
+                Op::Write(20_000),
+            ];
+            run_sequence(&ctx.kernel.clone(), &sample, Some(ctx))
+                .map_err(CaseError::Harness)
+                .or_else(|e| {
+                    // A mismatch in the replay is recorded in ctx already.
+                    if ctx.mismatches_so_far().is_empty() {
+                        Err(e)
+                    } else {
+                        Ok(())
+                    }
+                })
         }
         Err(TestError::Fail(reason, minimal)) => {
             ctx.observe("minimal_sequence", format!("{minimal:?}"));
@@ -125,7 +168,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             // become this case's.
             let r = run_sequence(&ctx.kernel.clone(), &minimal, Some(ctx));
             if ctx.mismatches_so_far().is_empty() {
-                ctx.check_eq("property", "held", format!("failed: {reason}"), "the shrunk sequence failed during the property run");
+                ctx.check_eq(
+                    "property",
+                    "held",
+                    format!("failed: {reason}"),
+                    "the shrunk sequence failed during the property run",
+                );
             }
             r.map_err(CaseError::Harness).or(Ok(()))
         }

@@ -41,17 +41,30 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let server_before = topo.ns(s).mib()?;
     let res = topo.ns(c).run(|| -> io::Result<()> {
         let fd = kharness::sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0)?;
-        socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(198, 18, 0, 2, PORT))?;
+        socket::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrIn::new(198, 18, 0, 2, PORT),
+        )?;
         Ok(())
     })?;
     let errno = match res {
         Ok(()) => "connected".to_string(),
         Err(e) => format!("{:?}", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
     };
-    ctx.check_eq("connect.errno", "ECONNREFUSED", errno, "tcp_reset() in SYN_SENT sets ECONNREFUSED");
+    ctx.check_eq(
+        "connect.errno",
+        "ECONNREFUSED",
+        errno,
+        "tcp_reset() in SYN_SENT sets ECONNREFUSED",
+    );
     let client_after = topo.ns(c).mib()?;
     let server_after = topo.ns(s).mib()?;
-    let predicted_client = [("Tcp.ActiveOpens", 1), ("Tcp.AttemptFails", 1), ("Tcp.InSegs", 1), ("Tcp.OutSegs", 1)];
+    let predicted_client = [
+        ("Tcp.ActiveOpens", 1),
+        ("Tcp.AttemptFails", 1),
+        ("Tcp.InSegs", 1),
+        ("Tcp.OutSegs", 1),
+    ];
     let predicted_server = [("Tcp.OutRsts", 1), ("Tcp.InSegs", 1), ("Tcp.OutSegs", 1)];
     for (side, before, after, predicted) in [
         ("client", &client_before, &client_after, &predicted_client[..]),
@@ -59,12 +72,22 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ] {
         let delta = before.delta(after);
         for (k, v) in predicted {
-            ctx.check_eq(format!("{side}.{k}"), *v, delta.get(*k).copied().unwrap_or(0), "tcp_v4_send_reset / tcp_done / tcp_v4_connect MIB accounting");
+            ctx.check_eq(
+                format!("{side}.{k}"),
+                *v,
+                delta.get(*k).copied().unwrap_or(0),
+                "tcp_v4_send_reset / tcp_done / tcp_v4_connect MIB accounting",
+            );
         }
         // Every other Tcp counter must stay put (a surprise is a mismatch).
         for (k, v) in &delta {
             if k.starts_with("Tcp.") && !predicted.iter().any(|(p, _)| p == k) {
-                ctx.check_eq(format!("{side}.{k}"), 0, *v, "no other Tcp counter moves for one refused connect");
+                ctx.check_eq(
+                    format!("{side}.{k}"),
+                    0,
+                    *v,
+                    "no other Tcp counter moves for one refused connect",
+                );
             }
         }
     }

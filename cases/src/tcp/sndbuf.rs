@@ -49,7 +49,9 @@ pub static SNDBUF_SETGET: CaseDef = CaseDef {
 
 fn host_sysctl(path: &str) -> Result<i64, CaseError> {
     let text = std::fs::read_to_string(path).map_err(|e| CaseError::Harness(format!("{path}: {e}")))?;
-    text.trim().parse().map_err(|_| CaseError::Harness(format!("{path}: `{}` is not a number", text.trim())))
+    text.trim()
+        .parse()
+        .map_err(|_| CaseError::Harness(format!("{path}: `{}` is not a number", text.trim())))
 }
 
 fn model(x: i32, max: i64, min: i64, int_clamp: bool) -> i64 {
@@ -71,7 +73,18 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let ns = NetNs::new("sndbuf")?;
     let new_sock = || -> Result<OwnedFd, CaseError> { Ok(ns.socket(libc::AF_INET, libc::SOCK_STREAM, 0)?) };
 
-    let mut edges: Vec<i32> = vec![0, 1, -1, 2304, 2305, 4608, i32::MAX, i32::MAX / 2, i32::MAX / 2 + 1, i32::MIN];
+    let mut edges: Vec<i32> = vec![
+        0,
+        1,
+        -1,
+        2304,
+        2305,
+        4608,
+        i32::MAX,
+        i32::MAX / 2,
+        i32::MAX / 2 + 1,
+        i32::MIN,
+    ];
     for m in [wmem_max, rmem_max] {
         for d in [-1i64, 0, 1] {
             if let Ok(v) = i32::try_from(m + d) {
@@ -79,7 +92,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             }
         }
     }
-    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let strategy = prop_oneof![proptest::sample::select(edges.clone()), any::<i32>(), 0i32..1 << 22];
     let mut first_failure: Option<(i32, &str, i64, i64)> = None;
     let mut checked = 0u32;
@@ -91,10 +108,13 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             ("so_rcvbuf", libc::SO_RCVBUF, rmem_max, SOCK_MIN_RCVBUF, true),
         ] {
             sys::setsockopt_int(fd, libc::SOL_SOCKET, opt, x).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let got = sys::getsockopt_int(fd, libc::SOL_SOCKET, opt).map_err(|e| TestCaseError::fail(e.to_string()))? as i64;
+            let got =
+                sys::getsockopt_int(fd, libc::SOL_SOCKET, opt).map_err(|e| TestCaseError::fail(e.to_string()))? as i64;
             let want = model(x, max, min, clamp);
             if got != want {
-                return Err(TestCaseError::fail(format!("{name}: set {x}, expected {want}, got {got}")));
+                return Err(TestCaseError::fail(format!(
+                    "{name}: set {x}, expected {want}, got {got}"
+                )));
             }
         }
         Ok(())
@@ -120,11 +140,25 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             if got != want && first_failure.is_none() {
                 first_failure = Some((x, name, want, got));
             }
-            ctx.check_eq(format!("{name}({x})"), want, got, "sk_setsockopt: max(2 * min(x, net.core.*mem_max), SOCK_MIN_*)");
+            ctx.check_eq(
+                format!("{name}({x})"),
+                want,
+                got,
+                "sk_setsockopt: max(2 * min(x, net.core.*mem_max), SOCK_MIN_*)",
+            );
             checked += 1;
         }
     }
-    ctx.check_eq("property_256_values", "held", if result.is_ok() { "held".to_string() } else { "failed".to_string() }, "the clamp model for every generated x");
+    ctx.check_eq(
+        "property_256_values",
+        "held",
+        if result.is_ok() {
+            "held".to_string()
+        } else {
+            "failed".to_string()
+        },
+        "the clamp model for every generated x",
+    );
     ctx.observe("edge_checks", checked);
 
     // SO_SNDBUFFORCE: allowed with CAP_NET_ADMIN in the initial user namespace.
@@ -133,11 +167,21 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let s = new_sock()?;
     let forced = sys::setsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, big);
     if in_userns {
-        ctx.check_eq("sndbufforce.userns.errno", libc::EPERM, forced.err().and_then(|e| e.raw_os_error()).unwrap_or(0), "sockopt_capable() checks the initial user namespace");
+        ctx.check_eq(
+            "sndbufforce.userns.errno",
+            libc::EPERM,
+            forced.err().and_then(|e| e.raw_os_error()).unwrap_or(0),
+            "sockopt_capable() checks the initial user namespace",
+        );
     } else {
         ctx.check_eq("sndbufforce.root.ok", true, forced.is_ok(), "root holds CAP_NET_ADMIN");
         let got = sys::getsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF)? as i64;
-        ctx.check_eq("sndbufforce.root.so_sndbuf", 2 * big as i64, got, "SO_SNDBUFFORCE skips the wmem_max clamp: 2 x request");
+        ctx.check_eq(
+            "sndbufforce.root.so_sndbuf",
+            2 * big as i64,
+            got,
+            "SO_SNDBUFFORCE skips the wmem_max clamp: 2 x request",
+        );
     }
     // Without CAP_NET_ADMIN (dropped from this thread's effective set only:
     // capabilities are per thread).

@@ -48,13 +48,24 @@ pub static CREDENTIALS: CaseDef = CaseDef {
 fn send_creds(sock: &OwnedFd, data: &[u8], creds: Option<&UnixCredentials>) -> io::Result<usize> {
     let iov = [io::IoSlice::new(data)];
     let cmsgs: Vec<ControlMessage<'_>> = creds.map(ControlMessage::ScmCredentials).into_iter().collect();
-    Ok(socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, None)?)
+    Ok(socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?)
 }
 
 /// One message's SCM_CREDENTIALS as `[pid, uid, gid]`, or the errno.
 fn recv_creds(sock: &OwnedFd) -> io::Result<serde_json::Value> {
     let mut buf = [0u8; 16];
-    let got = recvmsg_scm(sock.as_fd(), &mut buf, cmsg_space(std::mem::size_of::<libc::ucred>()), libc::MSG_DONTWAIT)?;
+    let got = recvmsg_scm(
+        sock.as_fd(),
+        &mut buf,
+        cmsg_space(std::mem::size_of::<libc::ucred>()),
+        libc::MSG_DONTWAIT,
+    )?;
     Ok(match got.creds.first() {
         Some(c) => serde_json::json!([c.pid, c.uid, c.gid]),
         None => serde_json::Value::Null,
@@ -131,7 +142,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         // Explicit, truthful credentials.
         let own = UnixCredentials::new();
         let r = send_creds(&a, b"3", Some(&own));
-        ctx.check_eq("explicit_own.sendmsg", "ok", outcome(&r), "scm_check_creds(): one's own pid/uid/gid always pass");
+        ctx.check_eq(
+            "explicit_own.sendmsg",
+            "ok",
+            outcome(&r),
+            "scm_check_creds(): one's own pid/uid/gid always pass",
+        );
         if r.is_ok() {
             ctx.check_eq(
                 "explicit_own.received",
@@ -142,7 +158,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         }
 
         // A forged pid with whatever this thread holds.
-        let forged_pid = UnixCredentials::from(libc::ucred { pid: 1, uid: getuid().as_raw(), gid: getgid().as_raw() });
+        let forged_pid = UnixCredentials::from(libc::ucred {
+            pid: 1,
+            uid: getuid().as_raw(),
+            gid: getgid().as_raw(),
+        });
         let admin = caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(false);
         let privileged = admin && in_initial_user_ns();
         ctx.observe("main_thread.cap_sys_admin", admin);
@@ -172,7 +192,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
         // The same forgery from a thread without CAP_SYS_ADMIN.
         let (still, r) = without_cap(Capability::CAP_SYS_ADMIN, || send_creds(&a, b"5", Some(&forged_pid)))?;
-        ctx.check_eq("forged_pid.unprivileged.thread_has_cap", false, still, "capset() on the thread dropped it");
+        ctx.check_eq(
+            "forged_pid.unprivileged.thread_has_cap",
+            false,
+            still,
+            "capset() on the thread dropped it",
+        );
         ctx.check_eq(
             "forged_pid.unprivileged.sendmsg",
             "EPERM",
@@ -197,8 +222,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
         // A forged uid from a thread without CAP_SETUID (only where 4242 maps).
         if in_initial_user_ns() && getuid().as_raw() != 4242 && geteuid().as_raw() != 4242 {
-            let forged_uid =
-                UnixCredentials::from(libc::ucred { pid: getpid().as_raw(), uid: 4242, gid: getgid().as_raw() });
+            let forged_uid = UnixCredentials::from(libc::ucred {
+                pid: getpid().as_raw(),
+                uid: 4242,
+                gid: getgid().as_raw(),
+            });
             let (_, r) = without_cap(Capability::CAP_SETUID, || send_creds(&a, b"6", Some(&forged_uid)))?;
             ctx.check_eq(
                 "forged_uid.unprivileged.sendmsg",

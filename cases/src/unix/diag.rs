@@ -136,7 +136,10 @@ pub fn parse_unix_diag_msg(p: &[u8]) -> Result<UnixDiagMsg, UnixDiagDecodeError>
         let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
         let ty = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
         if len < 4 || len > rest.len() {
-            return Err(UnixDiagDecodeError(format!("attribute length {len} with {} bytes left", rest.len())));
+            return Err(UnixDiagDecodeError(format!(
+                "attribute length {len} with {} bytes left",
+                rest.len()
+            )));
         }
         let v = &rest[4..len];
         match ty {
@@ -192,7 +195,10 @@ mod tests {
 
     #[test]
     fn request_layout() {
-        let r = UnixDiagRequest { states: 1 << 1, show: UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN };
+        let r = UnixDiagRequest {
+            states: 1 << 1,
+            show: UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN,
+        };
         let mut b = vec![0xffu8; 24];
         r.serialize(&mut b);
         assert_eq!(b[0], libc::AF_UNIX as u8);
@@ -221,7 +227,10 @@ mod tests {
         assert_eq!(m.rqlen, Some((3, 128)));
         assert_eq!(m.peer, Some(7));
         assert_eq!(m.vfs, None);
-        let path = UnixDiagMsg { name: Some(b"/tmp/s\0".to_vec()), ..m };
+        let path = UnixDiagMsg {
+            name: Some(b"/tmp/s\0".to_vec()),
+            ..m
+        };
         assert_eq!(path.display_name().as_deref(), Some("/tmp/s"));
     }
 

@@ -72,7 +72,11 @@ fn step(sfd: &SignalFd, send: impl FnOnce() -> io::Result<usize>) -> Result<Step
     let r = send();
     let pending = sigpipe_pending()?;
     let taken = sfd.read_signal()?.map(|si| (si.ssi_signo, si.ssi_code, si.ssi_pid));
-    Ok(Step { errno: outcome(&r), pending, taken })
+    Ok(Step {
+        errno: outcome(&r),
+        pending,
+        taken,
+    })
 }
 
 fn record(ctx: &mut Ctx, label: &str, s: &Step, errno: &str, signal: bool) {
@@ -85,13 +89,27 @@ fn record(ctx: &mut Ctx, label: &str, s: &Step, errno: &str, signal: bool) {
     ctx.check_eq(format!("{label}.sigpipe_pending"), signal, s.pending, src);
     ctx.check_eq(
         format!("{label}.signal_taken"),
-        if signal { serde_json::json!(libc::SIGPIPE) } else { serde_json::Value::Null },
+        if signal {
+            serde_json::json!(libc::SIGPIPE)
+        } else {
+            serde_json::Value::Null
+        },
         serde_json::json!(s.taken.map(|t| t.0)),
         src,
     );
     if let Some((_, code, pid)) = s.taken {
-        ctx.check_eq(format!("{label}.si_code"), libc::SI_USER, code, "send_sig(…, 0): SEND_SIG_NOINFO is SI_USER");
-        ctx.check_eq(format!("{label}.si_pid"), std::process::id(), pid, "SEND_SIG_NOINFO carries the current tgid");
+        ctx.check_eq(
+            format!("{label}.si_code"),
+            libc::SI_USER,
+            code,
+            "send_sig(…, 0): SEND_SIG_NOINFO is SI_USER",
+        );
+        ctx.check_eq(
+            format!("{label}.si_pid"),
+            std::process::id(),
+            pid,
+            "SEND_SIG_NOINFO carries the current tgid",
+        );
     }
 }
 

@@ -53,7 +53,13 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let diag = ns.netlink(NETLINK_SOCK_DIAG)?;
         let base = NsView::read(&ns, &diag)?;
         let used0 = base.sockets_used;
-        base.check_counts(ctx, "baseline", 0, None, "a new network namespace has no AF_UNIX socket");
+        base.check_counts(
+            ctx,
+            "baseline",
+            0,
+            None,
+            "a new network namespace has no AF_UNIX socket",
+        );
 
         // Two self-references. A datagram socket sends its own descriptor to
         // its own address: it sits in its own receive queue. And a stream
@@ -143,14 +149,24 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 })
             },
         )?;
-        let Some(fin) = fin else { return Err(CaseError::Harness("cannot read the namespace's sockets".into())) };
+        let Some(fin) = fin else {
+            return Err(CaseError::Harness("cannot read the namespace's sockets".into()));
+        };
         ctx.observe("collector.triggers", triggers);
-        fin.check_counts(ctx, "collected", 0, used0, "the collector frees both sockets of the cycle");
+        fin.check_counts(
+            ctx,
+            "collected",
+            0,
+            used0,
+            "the collector frees both sockets of the cycle",
+        );
         ctx.check_eq(
             "collected.cycle_inodes_listed",
             0,
-            [ino_s, ino_a, ino_b].iter().filter(|&&i| fin.proc_of(i).is_some() || fin.diag_of(i).is_some()).count()
-                as u64,
+            [ino_s, ino_a, ino_b]
+                .iter()
+                .filter(|&&i| fin.proc_of(i).is_some() || fin.diag_of(i).is_some())
+                .count() as u64,
             "neither socket of the cycle is listed any more",
         );
         Ok(())

@@ -104,7 +104,12 @@ pub(crate) fn sock_type(variant: Option<&str>) -> SockType {
 
 /// `socketpair(AF_UNIX, ty | SOCK_CLOEXEC, 0)`.
 pub(crate) fn pair(ty: SockType) -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(socket::socketpair(AddressFamily::Unix, ty, None, SockFlag::SOCK_CLOEXEC)?)
+    Ok(socket::socketpair(
+        AddressFamily::Unix,
+        ty,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 /// `socket(AF_UNIX, ty | SOCK_CLOEXEC, 0)`.
@@ -122,7 +127,11 @@ pub(crate) fn abstract_addr(what: &str) -> io::Result<(UnixAddr, String)> {
 /// (none when empty).
 pub(crate) fn send_fds(sock: &OwnedFd, data: &[u8], fds: &[RawFd], flags: MsgFlags) -> io::Result<usize> {
     let iov = [io::IoSlice::new(data)];
-    let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() { Vec::new() } else { vec![ControlMessage::ScmRights(fds)] };
+    let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(fds)]
+    };
     Ok(socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, flags, None)?)
 }
 
@@ -150,7 +159,13 @@ pub(crate) fn ensure_nofile(ctx: &Ctx, need: u64) -> Result<(), CaseError> {
         .lines()
         .find_map(|l| l.strip_prefix("Max open files"))
         .and_then(|v| v.split_whitespace().next())
-        .map(|v| if v == "unlimited" { u64::MAX } else { v.parse().unwrap_or(0) });
+        .map(|v| {
+            if v == "unlimited" {
+                u64::MAX
+            } else {
+                v.parse().unwrap_or(0)
+            }
+        });
     match soft {
         Some(s) if s >= need => Ok(()),
         Some(s) => Err(ctx.skip(format!(
@@ -173,8 +188,12 @@ impl FdTable {
         let mut m = BTreeMap::new();
         for e in std::fs::read_dir("/proc/self/fd")? {
             let e = e?;
-            let Ok(n) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(target) = std::fs::read_link(e.path()) else { continue };
+            let Ok(n) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
             let target = target.display().to_string();
             if target != me {
                 m.insert(n, target);
@@ -190,7 +209,12 @@ impl FdTable {
 
     /// Descriptors of `later` that are not in `self` (or point elsewhere).
     pub(crate) fn added_in(&self, later: &FdTable) -> Vec<String> {
-        later.0.iter().filter(|(k, v)| self.0.get(k) != Some(v)).map(|(k, v)| format!("{k} -> {v}")).collect()
+        later
+            .0
+            .iter()
+            .filter(|(k, v)| self.0.get(k) != Some(v))
+            .map(|(k, v)| format!("{k} -> {v}"))
+            .collect()
     }
 
     /// Records `fd_table.*` and checks that `after` is this table again.
@@ -284,7 +308,11 @@ mod tests {
         let f = std::fs::File::open("/dev/null").unwrap();
         let during = FdTable::snapshot().unwrap();
         let mine = format!("{} -> /dev/null", f.as_raw_fd());
-        assert!(before.added_in(&during).contains(&mine), "{:?}", before.added_in(&during));
+        assert!(
+            before.added_in(&during).contains(&mine),
+            "{:?}",
+            before.added_in(&during)
+        );
         drop(f);
         let after = FdTable::snapshot().unwrap();
         assert!(!after.0.iter().any(|(k, v)| format!("{k} -> {v}") == mine));

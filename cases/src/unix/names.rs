@@ -125,12 +125,14 @@ fn connect_from(ty: SockType, addr: &UnixAddr) -> io::Result<OwnedFd> {
 /// A datagram from `fd`, polled for (loopback delivery runs in softirq
 /// context and may lag the sendto() that queued it).
 fn recv_polled(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<kharness::sys::ScmRecv> {
-    let r = kharness::wait::wait_for("a datagram on the loopback", Duration::from_secs(2), || {
-        match recvmsg_scm(fd.as_fd(), buf, 0, libc::MSG_DONTWAIT) {
+    let r = kharness::wait::wait_for(
+        "a datagram on the loopback",
+        Duration::from_secs(2),
+        || match recvmsg_scm(fd.as_fd(), buf, 0, libc::MSG_DONTWAIT) {
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => None,
             other => Some(other),
-        }
-    });
+        },
+    );
     // Still nothing at the deadline: report it as the EAGAIN it is.
     r.unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EAGAIN)))
 }
@@ -159,7 +161,10 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
     let diag = ns.netlink(NETLINK_SOCK_DIAG)?;
     let used0 = NsView::read(&ns, &diag)?.sockets_used;
     let (la, lp) = ns.run(|| -> io::Result<_> {
-        Ok((listen_at(SockType::Stream, &abs)?, listen_at(SockType::Stream, &pathaddr)?))
+        Ok((
+            listen_at(SockType::Stream, &abs)?,
+            listen_at(SockType::Stream, &pathaddr)?,
+        ))
     })??;
 
     // The filesystem: only the pathname socket exists.
@@ -174,7 +179,12 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         "unix_bind_abstract() creates no inode; unix_bind_bsd() mknods the path",
     );
     let ft = std::fs::symlink_metadata(&path)?.file_type();
-    ctx.check_eq("fs.path_sock_is_socket", true, ft.is_socket(), "unix_bind_bsd(): an S_IFSOCK inode");
+    ctx.check_eq(
+        "fs.path_sock_is_socket",
+        true,
+        ft.is_socket(),
+        "unix_bind_bsd(): an S_IFSOCK inode",
+    );
 
     let local: UnixAddr = socket::getsockname(la.as_raw_fd())?;
     ctx.check_eq(
@@ -186,13 +196,22 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
     ctx.check_eq(
         "abstract.getsockname_name",
         name.clone(),
-        local.as_abstract().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+        local
+            .as_abstract()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default(),
         "getsockname() returns the abstract name as bound",
     );
 
     let (ino_a, ino_p) = (inode(&la)?, inode(&lp)?);
     let v = NsView::read(&ns, &diag)?;
-    v.check_counts(ctx, "bound", 2, used0.map(|u| u + 2), "two listeners in a fresh namespace");
+    v.check_counts(
+        ctx,
+        "bound",
+        2,
+        used0.map(|u| u + 2),
+        "two listeners in a fresh namespace",
+    );
     let shown = format!("@{name}");
     ctx.check_eq(
         "abstract.proc_net_unix.path",
@@ -261,7 +280,12 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
 
     // Reachable by name inside the namespace only.
     let inside = ns.run(|| connect_from(SockType::Stream, &abs))?;
-    ctx.check_eq("connect.inside_namespace", "ok", outcome(&inside), "unix_find_abstract() in sock_net(sk)");
+    ctx.check_eq(
+        "connect.inside_namespace",
+        "ok",
+        outcome(&inside),
+        "unix_find_abstract() in sock_net(sk)",
+    );
     drop(inside);
     let outside = connect_from(SockType::Stream, &abs);
     ctx.check_eq(
@@ -312,9 +336,24 @@ fn eprototype_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> 
     socket::bind(dgram.as_raw_fd(), &dgram_addr)?;
     let src = "unix_find_bsd(): sk->sk_type != type -> -EPROTOTYPE";
     let cases: [(&str, SockType, &UnixAddr, &str); 5] = [
-        ("path.connect.dgram_to_stream", SockType::Datagram, &stream_addr, "EPROTOTYPE"),
-        ("path.connect.stream_to_dgram", SockType::Stream, &dgram_addr, "EPROTOTYPE"),
-        ("path.connect.seqpacket_to_stream", SockType::SeqPacket, &stream_addr, "EPROTOTYPE"),
+        (
+            "path.connect.dgram_to_stream",
+            SockType::Datagram,
+            &stream_addr,
+            "EPROTOTYPE",
+        ),
+        (
+            "path.connect.stream_to_dgram",
+            SockType::Stream,
+            &dgram_addr,
+            "EPROTOTYPE",
+        ),
+        (
+            "path.connect.seqpacket_to_stream",
+            SockType::SeqPacket,
+            &stream_addr,
+            "EPROTOTYPE",
+        ),
         ("path.connect.stream_to_stream", SockType::Stream, &stream_addr, "ok"),
         ("path.connect.dgram_to_dgram", SockType::Datagram, &dgram_addr, "ok"),
     ];
@@ -332,7 +371,12 @@ fn eprototype_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> 
     let src_abs =
         "unix_find_abstract(): unix_abstract_hash() includes the type; no socket of this type -> -ECONNREFUSED";
     let r = connect_from(SockType::Datagram, &abs);
-    ctx.check_eq("abstract.connect.dgram_to_stream_only", "ECONNREFUSED", outcome(&r), src_abs);
+    ctx.check_eq(
+        "abstract.connect.dgram_to_stream_only",
+        "ECONNREFUSED",
+        outcome(&r),
+        src_abs,
+    );
     let abs_dgram = unix_socket(SockType::Datagram)?;
     let r = socket::bind(abs_dgram.as_raw_fd(), &abs).map_err(io::Error::from);
     ctx.check_eq(
@@ -368,7 +412,12 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
             "unnamed: sizeof(sa_family_t) (unix(7))",
         );
         let sent = socket::sendto(sender.as_raw_fd(), b"hi", &raddr, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from);
-        ctx.check_eq("unix.sendto", "ok", outcome(&sent), "a datagram needs no sender address");
+        ctx.check_eq(
+            "unix.sendto",
+            "ok",
+            outcome(&sent),
+            "a datagram needs no sender address",
+        );
         let mut buf = [0u8; 16];
         let got = recvmsg_scm(recv.as_fd(), &mut buf, 0, libc::MSG_DONTWAIT)?;
         ctx.check_eq("unix.received_bytes", 2, got.bytes as u64, "the datagram arrives");
@@ -428,14 +477,31 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
         ctx.check_eq(
             "passcred.sender.name_is_5_hex_digits",
             true,
-            auto_name.as_ref().is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_hexdigit())),
+            auto_name
+                .as_ref()
+                .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_hexdigit())),
             "unix_autobind(): \"\\0%05x\"",
         );
-        ctx.check_eq("passcred.recvfrom_namelen", 8, got.name_len as u64, "unix_copy_addr(): the autobound address");
+        ctx.check_eq(
+            "passcred.recvfrom_namelen",
+            8,
+            got.name_len as u64,
+            "unix_copy_addr(): the autobound address",
+        );
         let back = socket::sendto(recv.as_raw_fd(), b"ok", &auto, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from);
-        ctx.check_eq("passcred.reply", "ok", outcome(&back), "the receiver can answer a named sender");
+        ctx.check_eq(
+            "passcred.reply",
+            "ok",
+            outcome(&back),
+            "the receiver can answer a named sender",
+        );
         let answered = kharness::sys::recv(sender_pc.as_fd(), &mut buf, libc::MSG_DONTWAIT);
-        ctx.check_eq("passcred.reply_received", "ok", outcome(&answered), "the answer arrives");
+        ctx.check_eq(
+            "passcred.reply_received",
+            "ok",
+            outcome(&answered),
+            "the answer arrives",
+        );
 
         // Contrast 2: UDP autobinds on sendto().
         let udp = || -> io::Result<OwnedFd> { ns.socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
@@ -444,9 +510,19 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
         let rport = socket::getsockname::<SockaddrIn>(urecv.as_raw_fd())?.port();
         let before = socket::getsockname::<SockaddrIn>(usend.as_raw_fd())?.port();
         ctx.check_eq("udp.sender.port_before", 0, before, "an unbound UDP socket has port 0");
-        socket::sendto(usend.as_raw_fd(), b"hi", &SockaddrIn::new(127, 0, 0, 1, rport), MsgFlags::MSG_DONTWAIT)?;
+        socket::sendto(
+            usend.as_raw_fd(),
+            b"hi",
+            &SockaddrIn::new(127, 0, 0, 1, rport),
+            MsgFlags::MSG_DONTWAIT,
+        )?;
         let after = socket::getsockname::<SockaddrIn>(usend.as_raw_fd())?.port();
-        ctx.check("udp.sender.port_after", Expect::Gt(0), after, "inet_send_prepare() -> inet_autobind()");
+        ctx.check(
+            "udp.sender.port_after",
+            Expect::Gt(0),
+            after,
+            "inet_send_prepare() -> inet_autobind()",
+        );
         let got = recv_polled(&urecv, &mut buf)?;
         ctx.check_eq(
             "udp.recvfrom_namelen",
@@ -455,13 +531,27 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
             "udp_recvmsg() fills a sockaddr_in",
         );
         let from_port = (got.name.len() >= 4).then(|| u16::from_be_bytes([got.name[2], got.name[3]]));
-        ctx.check_eq("udp.recvfrom_port", after, serde_json::json!(from_port), "the sender's autobound port");
-        let back =
-            socket::sendto(urecv.as_raw_fd(), b"ok", &SockaddrIn::new(127, 0, 0, 1, after), MsgFlags::MSG_DONTWAIT)
-                .map_err(io::Error::from);
+        ctx.check_eq(
+            "udp.recvfrom_port",
+            after,
+            serde_json::json!(from_port),
+            "the sender's autobound port",
+        );
+        let back = socket::sendto(
+            urecv.as_raw_fd(),
+            b"ok",
+            &SockaddrIn::new(127, 0, 0, 1, after),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from);
         ctx.check_eq("udp.reply", "ok", outcome(&back), "the receiver can answer");
         let answered = recv_polled(&usend, &mut buf);
-        ctx.check_eq("udp.reply_received", "ok", outcome(&answered), "the answer reaches the autobound port");
+        ctx.check_eq(
+            "udp.reply_received",
+            "ok",
+            outcome(&answered),
+            "the answer reaches the autobound port",
+        );
         Ok(())
     })
 }

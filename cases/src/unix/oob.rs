@@ -93,7 +93,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 "the kernel is 5.15+ and refuses MSG_OOB; /boot/config is not readable to confirm the option is off",
             );
         }
-        ctx.check_eq("stream.send_oob", if supported { "ok" } else { "EOPNOTSUPP" }, outcome(&r), model);
+        ctx.check_eq(
+            "stream.send_oob",
+            if supported { "ok" } else { "EOPNOTSUPP" },
+            outcome(&r),
+            model,
+        );
         // What the kernel says about the mark, whatever the version.
         let mark0 = atmark(&b);
         if supported && r.is_ok() {
@@ -120,7 +125,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             );
         } else {
             ctx.observe("stream.atmark_probe", mark0);
-            ctx.check_eq("stream.read_normal", "ab", read_text(&b, 0), "the normal bytes are unaffected");
+            ctx.check_eq(
+                "stream.read_normal",
+                "ab",
+                read_text(&b, 0),
+                "the normal bytes are unaffected",
+            );
         }
 
         for (label, ty) in [("dgram", SockType::Datagram), ("seqpacket", SockType::SeqPacket)] {

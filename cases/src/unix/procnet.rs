@@ -62,14 +62,23 @@ pub fn parse_proc_net_unix(text: &str) -> Vec<ProcUnix> {
             continue;
         };
         let path = (!rest.is_empty()).then(|| rest.to_string());
-        out.push(ProcUnix { refcount, flags, ty, state, inode, path });
+        out.push(ProcUnix {
+            refcount,
+            flags,
+            ty,
+            state,
+            inode,
+            path,
+        });
     }
     out
 }
 
 /// `sockets: used N` from sockstat.
 pub fn parse_sockets_used(text: &str) -> Option<i64> {
-    text.lines().find_map(|l| l.strip_prefix("sockets: used ")).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("sockets: used "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// What the two views of one namespace said, read back to back.
@@ -96,7 +105,11 @@ impl NsView {
         let proc = parse_proc_net_unix(&unix?);
         let sockets_used = parse_sockets_used(&sockstat?);
         let diag = diag::dump(diag_sock)?;
-        Ok(NsView { proc, diag, sockets_used })
+        Ok(NsView {
+            proc,
+            diag,
+            sockets_used,
+        })
     }
 
     /// Socket inodes in /proc/net/unix.
@@ -122,8 +135,18 @@ impl NsView {
     /// Records `{label}.*` and checks that both views list `unix` sockets,
     /// the same ones, and (when `used` is given) that sockstat says `used`.
     pub(crate) fn check_counts(&self, ctx: &mut Ctx, label: &str, unix: usize, used: Option<i64>, why: &str) {
-        ctx.check_eq(format!("{label}.proc_net_unix.sockets"), unix as u64, self.proc.len() as u64, why);
-        ctx.check_eq(format!("{label}.unix_diag.sockets"), unix as u64, self.diag.len() as u64, why);
+        ctx.check_eq(
+            format!("{label}.proc_net_unix.sockets"),
+            unix as u64,
+            self.proc.len() as u64,
+            why,
+        );
+        ctx.check_eq(
+            format!("{label}.unix_diag.sockets"),
+            unix as u64,
+            self.diag.len() as u64,
+            why,
+        );
         ctx.check_eq(
             format!("{label}.views_agree"),
             true,

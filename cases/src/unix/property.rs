@@ -18,7 +18,10 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestE
 use super::{cmsg_space, guarded, pair, scm_max_fds, send_fds, FdTable};
 
 /// Where shrunk failures are kept (replayed first on every run).
-const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/proptest-regressions/unix_fd_property.txt");
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/proptest-regressions/unix_fd_property.txt"
+);
 
 /// Open file descriptions a sequence can send (indices 0..POOL).
 const POOL: usize = 5;
@@ -86,7 +89,13 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         proptest::collection::vec(0..POOL as u8, 0..=MAX_PER_SEND).prop_map(Op::Send),
-        prop_oneof![Just(0usize), Just(16), Just(cmsg_space(4 * MAX_PER_SEND)), 0usize..=MAX_CAP].prop_map(Op::Recv),
+        prop_oneof![
+            Just(0usize),
+            Just(16),
+            Just(cmsg_space(4 * MAX_PER_SEND)),
+            0usize..=MAX_CAP
+        ]
+        .prop_map(Op::Recv),
     ]
 }
 
@@ -123,7 +132,11 @@ impl Model {
             None => Predicted::Eagain,
             Some((byte, fds)) => {
                 let fit = scm_max_fds(cap).min(fds.len());
-                Predicted::Message { byte, ctrunc: fit < fds.len(), fds: fds[..fit].to_vec() }
+                Predicted::Message {
+                    byte,
+                    ctrunc: fit < fds.len(),
+                    fds: fds[..fit].to_vec(),
+                }
             }
         }
     }
@@ -205,7 +218,11 @@ fn run_sequence(kind: Kind, ops: &[Op], kcmp: bool, t: &Totals) -> Result<(), St
                             if r.bytes != 1 {
                                 return Err(format!("op {i}: recvmsg returned {} bytes", r.bytes));
                             }
-                            Predicted::Message { byte: buf[0], fds, ctrunc: r.flags & libc::MSG_CTRUNC != 0 }
+                            Predicted::Message {
+                                byte: buf[0],
+                                fds,
+                                ctrunc: r.flags & libc::MSG_CTRUNC != 0,
+                            }
                         }
                     };
                     if let Predicted::Message { fds, ctrunc, .. } = &want {
@@ -217,7 +234,9 @@ fn run_sequence(kind: Kind, ops: &[Op], kcmp: bool, t: &Totals) -> Result<(), St
                         t.ctrunc_seen.set(t.ctrunc_seen.get() + u64::from(*ctrunc));
                     }
                     if got != want {
-                        return Err(format!("op {i} ({op:?}): model predicted {want:?}, kernel gave {got:?}"));
+                        return Err(format!(
+                            "op {i} ({op:?}): model predicted {want:?}, kernel gave {got:?}"
+                        ));
                     }
                 }
             }
@@ -250,8 +269,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let mut runner = TestRunner::new(config);
         let totals = Totals::default();
         let strategy = (kind(), proptest::collection::vec(op(), 1..=24));
-        let result =
-            runner.run(&strategy, |(k, ops)| run_sequence(k, &ops, kcmp, &totals).map_err(TestCaseError::fail));
+        let result = runner.run(&strategy, |(k, ops)| {
+            run_sequence(k, &ops, kcmp, &totals).map_err(TestCaseError::fail)
+        });
         ctx.observe("sequences_passed", totals.sequences.get());
         ctx.observe("operations_run", totals.operations.get());
         ctx.check_eq(
@@ -295,9 +315,30 @@ mod tests {
         m.send(&[1, 2, 3]);
         m.send(&[]);
         m.send(&[4]);
-        assert_eq!(m.recv(cmsg_space(4)), Predicted::Message { byte: 0, fds: vec![1, 2], ctrunc: true });
-        assert_eq!(m.recv(0), Predicted::Message { byte: 1, fds: vec![], ctrunc: false });
-        assert_eq!(m.recv(16), Predicted::Message { byte: 2, fds: vec![], ctrunc: true });
+        assert_eq!(
+            m.recv(cmsg_space(4)),
+            Predicted::Message {
+                byte: 0,
+                fds: vec![1, 2],
+                ctrunc: true
+            }
+        );
+        assert_eq!(
+            m.recv(0),
+            Predicted::Message {
+                byte: 1,
+                fds: vec![],
+                ctrunc: false
+            }
+        );
+        assert_eq!(
+            m.recv(16),
+            Predicted::Message {
+                byte: 2,
+                fds: vec![],
+                ctrunc: true
+            }
+        );
         assert_eq!(m.recv(16), Predicted::Eagain);
     }
 }

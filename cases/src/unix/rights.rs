@@ -123,12 +123,23 @@ fn run_scm_rights(ctx: &mut Ctx) -> Result<(), CaseError> {
         let ty = sock_type(ctx.variant);
         let (_memfd, pool) = description_pool(SCM_MAX_FD)?;
         // The pool: one inode, 253 different open file descriptions.
-        let inodes: std::collections::BTreeSet<u64> =
-            pool.iter().map(|f| nix::sys::stat::fstat(f).map(|s| s.st_ino)).collect::<Result<_, _>>()?;
-        ctx.check_eq("pool.inodes", 1, inodes.len() as u64, "every pool entry is an open() of the same memfd");
+        let inodes: std::collections::BTreeSet<u64> = pool
+            .iter()
+            .map(|f| nix::sys::stat::fstat(f).map(|s| s.st_ino))
+            .collect::<Result<_, _>>()?;
+        ctx.check_eq(
+            "pool.inodes",
+            1,
+            inodes.len() as u64,
+            "every pool entry is an open() of the same memfd",
+        );
         let kcmp_ok = match kcmp_file(pool[0].as_fd(), pool[0].as_fd()) {
             Ok(0) => true,
-            Ok(v) => return Err(CaseError::Harness(format!("kcmp of a descriptor with itself returned {v}"))),
+            Ok(v) => {
+                return Err(CaseError::Harness(format!(
+                    "kcmp of a descriptor with itself returned {v}"
+                )))
+            }
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => false,
             Err(e) => return Err(e.into()),
         };
@@ -176,7 +187,11 @@ fn run_scm_rights(ctx: &mut Ctx) -> Result<(), CaseError> {
             }
             for (i, fd) in got.fds.iter().enumerate() {
                 let Some(&k) = order.get(i) else { break };
-                let same = if kcmp_ok { kcmp_file(fd.as_fd(), pool[k].as_fd())? == 0 } else { false };
+                let same = if kcmp_ok {
+                    kcmp_file(fd.as_fd(), pool[k].as_fd())? == 0
+                } else {
+                    false
+                };
                 let off = lseek(fd, 0, Whence::SeekCur)?;
                 same_description += u64::from(same);
                 same_offset += u64::from(off == pool_offset(k));
@@ -196,7 +211,12 @@ fn run_scm_rights(ctx: &mut Ctx) -> Result<(), CaseError> {
         let total: u64 = (1..=SCM_MAX_FD as u64).sum();
         let src = "scm_fp_copy() / scm_detach_fds(): every descriptor, in cmsg order";
         ctx.check_eq("rounds.exact_count", SCM_MAX_FD as u64, exact_rounds, src);
-        ctx.check_eq("rounds.ctrunc", 0, ctrunc_rounds, "CMSG_SPACE(4n) holds n descriptors: no MSG_CTRUNC");
+        ctx.check_eq(
+            "rounds.ctrunc",
+            0,
+            ctrunc_rounds,
+            "CMSG_SPACE(4n) holds n descriptors: no MSG_CTRUNC",
+        );
         ctx.check_eq("delivered.descriptors", total, delivered, src);
         ctx.check_eq(
             "delivered.same_offset",
@@ -205,7 +225,12 @@ fn run_scm_rights(ctx: &mut Ctx) -> Result<(), CaseError> {
             "a passed descriptor shares the open file description, hence its offset (open(2))",
         );
         if kcmp_ok {
-            ctx.check_eq("delivered.kcmp_same", total, same_description, "kcmp(KCMP_FILE) == 0: same struct file");
+            ctx.check_eq(
+                "delivered.kcmp_same",
+                total,
+                same_description,
+                "kcmp(KCMP_FILE) == 0: same struct file",
+            );
         }
         ctx.check("first_mismatch", Expect::Absent, serde_json::json!(first_bad), src);
         Ok(())
@@ -232,7 +257,12 @@ fn run_scm_max(ctx: &mut Ctx) -> Result<(), CaseError> {
         // the limit counts entries, not distinct files).
         for (n, expect_ok) in [(SCM_MAX_FD, true), (SCM_MAX_FD + 1, false)] {
             let r = send_fds(&a, b"x", &vec![raw; n], MsgFlags::MSG_DONTWAIT);
-            ctx.check_eq(format!("single{n}.sendmsg"), if expect_ok { "ok" } else { "EINVAL" }, outcome(&r), src_max);
+            ctx.check_eq(
+                format!("single{n}.sendmsg"),
+                if expect_ok { "ok" } else { "EINVAL" },
+                outcome(&r),
+                src_max,
+            );
             if expect_ok {
                 let mut buf = [0u8; 8];
                 let got = recvmsg_scm(b.as_fd(), &mut buf, cmsg_space(4 * SCM_MAX_FD), libc::MSG_DONTWAIT)?;
@@ -250,8 +280,18 @@ fn run_scm_max(ctx: &mut Ctx) -> Result<(), CaseError> {
                 );
             } else {
                 let (inq, next) = queued_after_refusal(&b)?;
-                ctx.check_eq(format!("single{n}.siocinq_after"), 0, inq, "a refused sendmsg queues nothing");
-                ctx.check_eq(format!("single{n}.recv_after"), "EAGAIN", next, "a refused sendmsg queues nothing");
+                ctx.check_eq(
+                    format!("single{n}.siocinq_after"),
+                    0,
+                    inq,
+                    "a refused sendmsg queues nothing",
+                );
+                ctx.check_eq(
+                    format!("single{n}.recv_after"),
+                    "EAGAIN",
+                    next,
+                    "a refused sendmsg queues nothing",
+                );
             }
         }
 
@@ -263,7 +303,12 @@ fn run_scm_max(ctx: &mut Ctx) -> Result<(), CaseError> {
             let r: io::Result<usize> = socket::sendmsg::<()>(a.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, None)
                 .map_err(io::Error::from);
             let label = format!("two_cmsgs_{x}_{y}");
-            ctx.check_eq(format!("{label}.sendmsg"), if expect_ok { "ok" } else { "EINVAL" }, outcome(&r), src_max);
+            ctx.check_eq(
+                format!("{label}.sendmsg"),
+                if expect_ok { "ok" } else { "EINVAL" },
+                outcome(&r),
+                src_max,
+            );
             if expect_ok {
                 let mut buf = [0u8; 8];
                 let got = recvmsg_scm(b.as_fd(), &mut buf, cmsg_space(4 * SCM_MAX_FD), libc::MSG_DONTWAIT)?;
@@ -287,8 +332,18 @@ fn run_scm_max(ctx: &mut Ctx) -> Result<(), CaseError> {
                 );
             } else {
                 let (inq, next) = queued_after_refusal(&b)?;
-                ctx.check_eq(format!("{label}.siocinq_after"), 0, inq, "a refused sendmsg queues nothing");
-                ctx.check_eq(format!("{label}.recv_after"), "EAGAIN", next, "a refused sendmsg queues nothing");
+                ctx.check_eq(
+                    format!("{label}.siocinq_after"),
+                    0,
+                    inq,
+                    "a refused sendmsg queues nothing",
+                );
+                ctx.check_eq(
+                    format!("{label}.recv_after"),
+                    "EAGAIN",
+                    next,
+                    "a refused sendmsg queues nothing",
+                );
             }
         }
         Ok(())
@@ -333,8 +388,18 @@ fn run_ctrunc(ctx: &mut Ctx) -> Result<(), CaseError> {
             let fit = scm_max_fds(cap).min(CTRUNC_FDS);
             let src = "scm_detach_fds(): min(scm_max_fds, count) installed, MSG_CTRUNC if fewer, rest released";
             ctx.check_eq(format!("{label}.installed"), fit as u64, got.fds.len() as u64, src);
-            ctx.check_eq(format!("{label}.fd_table_growth"), fit as u64, before.added_in(&after).len() as u64, src);
-            ctx.check_eq(format!("{label}.ctrunc"), fit < CTRUNC_FDS, got.flags & libc::MSG_CTRUNC != 0, src);
+            ctx.check_eq(
+                format!("{label}.fd_table_growth"),
+                fit as u64,
+                before.added_in(&after).len() as u64,
+                src,
+            );
+            ctx.check_eq(
+                format!("{label}.ctrunc"),
+                fit < CTRUNC_FDS,
+                got.flags & libc::MSG_CTRUNC != 0,
+                src,
+            );
             let want_len = if fit == 0 { 0 } else { cmsg_space(4 * fit).min(cap) };
             ctx.check_eq(
                 format!("{label}.msg_controllen"),
@@ -350,13 +415,19 @@ fn run_ctrunc(ctx: &mut Ctx) -> Result<(), CaseError> {
                 .collect();
             ctx.check_eq(
                 format!("{label}.scm_rights_cmsg_len"),
-                serde_json::json!(if fit == 0 { vec![] } else { vec![cmsg_len(4 * fit) as u64] }),
+                serde_json::json!(if fit == 0 {
+                    vec![]
+                } else {
+                    vec![cmsg_len(4 * fit) as u64]
+                }),
                 serde_json::json!(rights),
                 "scm_detach_fds(): one SCM_RIGHTS of CMSG_LEN(4·fit), none when nothing fits",
             );
             // The pipes past `fit` have no writer left anywhere: EOF now.
             let states: Vec<String> = reads.iter_mut().map(pipe_state).collect();
-            let want: Vec<&str> = (0..CTRUNC_FDS).map(|i| if i < fit { "EAGAIN" } else { "eof" }).collect();
+            let want: Vec<&str> = (0..CTRUNC_FDS)
+                .map(|i| if i < fit { "EAGAIN" } else { "eof" })
+                .collect();
             ctx.check_eq(
                 format!("{label}.pipe_read_ends"),
                 serde_json::json!(want),

@@ -122,24 +122,69 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let h = median(&harness);
     let b = median(&bare);
     let mut figures = vec![
-        Figure { name: "topology.harness", value: h * 1e3, unit: "ms" },
-        Figure { name: "topology.bare_unshare", value: b * 1e3, unit: "ms" },
-        Figure { name: "topology.cost_vs_bare_unshare", value: h / b, unit: "ratio" },
-        Figure { name: "observe.snapshot", value: snapshot * 1e6, unit: "us" },
+        Figure {
+            name: "topology.harness",
+            value: h * 1e3,
+            unit: "ms",
+        },
+        Figure {
+            name: "topology.bare_unshare",
+            value: b * 1e3,
+            unit: "ms",
+        },
+        Figure {
+            name: "topology.cost_vs_bare_unshare",
+            value: h / b,
+            unit: "ratio",
+        },
+        Figure {
+            name: "observe.snapshot",
+            value: snapshot * 1e6,
+            unit: "us",
+        },
     ];
-    figures.push(Figure { name: "neigh.harness_adds_per_s", value: args.neighbours as f64 / neigh_h, unit: "1/s" });
+    figures.push(Figure {
+        name: "neigh.harness_adds_per_s",
+        value: args.neighbours as f64 / neigh_h,
+        unit: "1/s",
+    });
     if let Some(ip) = neigh_ip {
-        figures.push(Figure { name: "neigh.ip_batch_adds_per_s", value: args.neighbours as f64 / ip, unit: "1/s" });
-        figures.push(Figure { name: "neigh.speedup_vs_ip_batch", value: ip / neigh_h, unit: "ratio" });
+        figures.push(Figure {
+            name: "neigh.ip_batch_adds_per_s",
+            value: args.neighbours as f64 / ip,
+            unit: "1/s",
+        });
+        figures.push(Figure {
+            name: "neigh.speedup_vs_ip_batch",
+            value: ip / neigh_h,
+            unit: "ratio",
+        });
     }
     if !scripted.is_empty() {
         let s = median(&scripted);
-        figures.insert(1, Figure { name: "topology.script", value: s * 1e3, unit: "ms" });
-        figures.insert(3, Figure { name: "topology.speedup_vs_script", value: s / h, unit: "ratio" });
+        figures.insert(
+            1,
+            Figure {
+                name: "topology.script",
+                value: s * 1e3,
+                unit: "ms",
+            },
+        );
+        figures.insert(
+            3,
+            Figure {
+                name: "topology.speedup_vs_script",
+                value: s / h,
+                unit: "ratio",
+            },
+        );
     }
     for f in &figures {
         if args.format == "json" {
-            println!("{}", serde_json::json!({"name": f.name, "value": f.value, "unit": f.unit}));
+            println!(
+                "{}",
+                serde_json::json!({"name": f.name, "value": f.value, "unit": f.unit})
+            );
         } else {
             println!("{:<32} {:>10.3} {}", f.name, f.value, f.unit);
         }

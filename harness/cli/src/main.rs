@@ -197,7 +197,10 @@ fn clap_error_line(e: &clap::Error) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .collect();
-    let sub = std::env::args().skip(1).find(|a| !a.starts_with('-')).filter(|a| Cli::command().find_subcommand(a).is_some());
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| Cli::command().find_subcommand(a).is_some());
     let help = match sub {
         Some(s) => format!("kharness {s} --help"),
         None => "kharness --help".to_string(),
@@ -216,14 +219,26 @@ fn find_case(id: &str) -> Result<&'static CaseDef, CliError> {
             .map(|c| c.id)
             .filter(|c| c.split('.').next() == id.split('.').next())
             .collect();
-        let hint = if close.is_empty() { String::new() } else { format!(" (same family: {})", close.join(", ")) };
+        let hint = if close.is_empty() {
+            String::new()
+        } else {
+            format!(" (same family: {})", close.join(", "))
+        };
         CliError::Usage(format!("no case `{id}`{hint}; `kharness list` shows every case"))
     })
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Cmd::Run { filters, jobs, format, junit, verbose, timeout_scale, repeat } => {
+        Cmd::Run {
+            filters,
+            jobs,
+            format,
+            junit,
+            verbose,
+            timeout_scale,
+            repeat,
+        } => {
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
             if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
@@ -252,7 +267,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             let progress = format == Format::Human && !color && std::io::stderr().is_terminal();
             let mut write_errors = Vec::new();
-            let opts = RunOptions { jobs, exe, timeout_scale, repeat };
+            let opts = RunOptions {
+                jobs,
+                exe,
+                timeout_scale,
+                repeat,
+            };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
                 if progress {
                     if let Event::CaseStarted { case } = ev {
@@ -269,7 +289,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(e) = write_errors.first() {
                 return Err(CliError::Harness(format!("cannot write the report: {e}")));
             }
-            Ok(if summary.failed > 0 { ExitCode::CaseFailed } else { ExitCode::Ok })
+            Ok(if summary.failed > 0 {
+                ExitCode::CaseFailed
+            } else {
+                ExitCode::Ok
+            })
         }
         Cmd::List { filters, format } => {
             let instances = select_nonempty(&filters)?;
@@ -315,9 +339,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                         def.variants.join(", ")
                     )))
                 }
-                Some(v) => Some(*def.variants.iter().find(|x| **x == v).ok_or_else(|| {
-                    CliError::Usage(format!("case `{id}` has no variant `{v}`"))
-                })?),
+                Some(v) => Some(
+                    *def.variants
+                        .iter()
+                        .find(|x| **x == v)
+                        .ok_or_else(|| CliError::Usage(format!("case `{id}` has no variant `{v}`")))?,
+                ),
             };
             enter_privileged()?;
             let report = runner::run_in_process(def, variant);
@@ -350,7 +377,9 @@ fn validate_repeat(repeat: i64) -> Result<usize, CliError> {
     if (1..=MAX_REPEAT).contains(&repeat) {
         Ok(repeat as usize)
     } else {
-        Err(CliError::Usage(format!("--repeat {repeat} is out of range; give a number of runs from 1 to {MAX_REPEAT}")))
+        Err(CliError::Usage(format!(
+            "--repeat {repeat} is out of range; give a number of runs from 1 to {MAX_REPEAT}"
+        )))
     }
 }
 
@@ -375,7 +404,10 @@ fn select_nonempty(filters: &[String]) -> Result<Vec<runner::Instance>, CliError
 fn check_writable(path: &Path) -> Result<(), CliError> {
     use nix::unistd::{access, AccessFlags};
     if path.is_dir() {
-        return Err(CliError::Usage(format!("--junit {}: is a directory; give a file path", path.display())));
+        return Err(CliError::Usage(format!(
+            "--junit {}: is a directory; give a file path",
+            path.display()
+        )));
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -396,9 +428,16 @@ fn check_writable(path: &Path) -> Result<(), CliError> {
         )));
     }
     let target = if path.exists() { path } else { parent.as_path() };
-    let flags = if path.exists() { AccessFlags::W_OK } else { AccessFlags::W_OK | AccessFlags::X_OK };
+    let flags = if path.exists() {
+        AccessFlags::W_OK
+    } else {
+        AccessFlags::W_OK | AccessFlags::X_OK
+    };
     access(target, flags).map_err(|e| {
-        CliError::Usage(format!("--junit {}: not writable ({e}); choose another path", path.display()))
+        CliError::Usage(format!(
+            "--junit {}: not writable ({e}); choose another path",
+            path.display()
+        ))
     })?;
     // Root passes access(2) even on read-only mounts; ask the filesystem.
     if let Ok(st) = nix::sys::statvfs::statvfs(&parent) {
@@ -415,7 +454,11 @@ fn check_writable(path: &Path) -> Result<(), CliError> {
 
 fn explain(def: &CaseDef) -> String {
     let mut s = String::new();
-    let variants = if def.variants.is_empty() { String::new() } else { format!(" (variants: {})", def.variants.join(", ")) };
+    let variants = if def.variants.is_empty() {
+        String::new()
+    } else {
+        format!(" (variants: {})", def.variants.join(", "))
+    };
     s.push_str(&format!("{}{} — {}\n\n", def.id, variants, def.summary));
     for (title, body) in [
         ("Drives", def.drives),

@@ -133,7 +133,10 @@ pub enum ReportCmd {
 }
 
 fn catalog_order() -> Vec<String> {
-    crate::catalog().iter().flat_map(|d| d.instances().into_iter().map(|(n, _)| n)).collect()
+    crate::catalog()
+        .iter()
+        .flat_map(|d| d.instances().into_iter().map(|(n, _)| n))
+        .collect()
 }
 
 fn load_list(path: Option<&Path>) -> Result<(MatrixConfig, String), CliError> {
@@ -142,14 +145,23 @@ fn load_list(path: Option<&Path>) -> Result<(MatrixConfig, String), CliError> {
     // several (a snippet with a caret); keep its first and last.
     let usage = |e: ConfigError| {
         CliError::Usage(match &e {
-            ConfigError::Read { .. } => format!("{e}; give the path of a kernel list file (like fixtures/kernels.toml)"),
+            ConfigError::Read { .. } => {
+                format!("{e}; give the path of a kernel list file (like fixtures/kernels.toml)")
+            }
             ConfigError::Parse { path, message } => {
-                let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | ")).collect();
+                let lines: Vec<&str> = message
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | "))
+                    .collect();
                 let text = match (lines.first(), lines.last()) {
                     (Some(a), Some(b)) if lines.len() > 1 => format!("{a}: {b}"),
                     _ => lines.join(" "),
                 };
-                format!("kernel list {} is not valid: {text}; fixtures/kernels.toml shows the format", path.display())
+                format!(
+                    "kernel list {} is not valid: {text}; fixtures/kernels.toml shows the format",
+                    path.display()
+                )
             }
             ConfigError::Invalid { .. } => e.to_string(),
         })
@@ -161,7 +173,10 @@ fn load_list(path: Option<&Path>) -> Result<(MatrixConfig, String), CliError> {
             if local.is_file() {
                 Ok((MatrixConfig::load(local).map_err(usage)?, local.display().to_string()))
             } else {
-                Ok((MatrixConfig::parse(DEFAULT_LIST, Path::new("(built-in kernels.toml)")).map_err(usage)?, "built-in list".into()))
+                Ok((
+                    MatrixConfig::parse(DEFAULT_LIST, Path::new("(built-in kernels.toml)")).map_err(usage)?,
+                    "built-in list".into(),
+                ))
             }
         }
     }
@@ -210,9 +225,15 @@ target/x86_64-unknown-linux-gnu/release/kharness does not exist. Build it with:\
 }
 
 fn check_out_path(flag: &str, p: &Path) -> Result<(), CliError> {
-    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if p.is_dir() || !parent.is_dir() {
-        return Err(CliError::Usage(format!("{flag} {}: give a file path in an existing directory", p.display())));
+        return Err(CliError::Usage(format!(
+            "{flag} {}: give a file path in an existing directory",
+            p.display()
+        )));
     }
     Ok(())
 }
@@ -250,21 +271,41 @@ fn to_exit(code: i32) -> ExitCode {
 pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     // Validate everything before anything is fetched or booted.
     for p in [&args.out.junit, &args.out.html].into_iter().flatten() {
-        check_out_path(if Some(p) == args.out.junit.as_ref() { "--junit" } else { "--html" }, p)?;
+        check_out_path(
+            if Some(p) == args.out.junit.as_ref() {
+                "--junit"
+            } else {
+                "--html"
+            },
+            p,
+        )?;
     }
-    if let Some(f) = args.cases.iter().find(|f| crate::select_nonempty(std::slice::from_ref(f)).is_err()) {
-        return Err(CliError::Usage(format!("--case `{f}` matches no case; `kharness list` shows every case")));
+    if let Some(f) = args
+        .cases
+        .iter()
+        .find(|f| crate::select_nonempty(std::slice::from_ref(f)).is_err())
+    {
+        return Err(CliError::Usage(format!(
+            "--case `{f}` matches no case; `kharness list` shows every case"
+        )));
     }
     if let Some(s) = args.timeout_scale {
         if !(s.is_finite() && s > 0.0 && s <= 1000.0) {
-            return Err(CliError::Usage(format!("--timeout-scale {s} must be a number in (0, 1000]")));
+            return Err(CliError::Usage(format!(
+                "--timeout-scale {s} must be a number in (0, 1000]"
+            )));
         }
     }
     if args.vm_timeout == 0 {
-        return Err(CliError::Usage("--vm-timeout 0: give a number of seconds above 0".into()));
+        return Err(CliError::Usage(
+            "--vm-timeout 0: give a number of seconds above 0".into(),
+        ));
     }
     if args.memory < 128 {
-        return Err(CliError::Usage(format!("--memory {}: give at least 128 (MiB)", args.memory)));
+        return Err(CliError::Usage(format!(
+            "--memory {}: give at least 128 (MiB)",
+            args.memory
+        )));
     }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     for (flag, v) in [("--parallel", args.parallel), ("--jobs", args.jobs)] {
@@ -272,15 +313,26 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::Usage(format!("{flag} 0: give a number ≥ 1")));
         }
     }
-    let shard_spec = args.shard.as_deref().map(parse_shard).transpose().map_err(CliError::Usage)?;
+    let shard_spec = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()
+        .map_err(CliError::Usage)?;
     if let Some(image) = &args.kernel {
         if !image.is_file() {
-            return Err(CliError::Usage(format!("--kernel {}: no such file; give a kernel image (arch/x86/boot/bzImage)", image.display())));
+            return Err(CliError::Usage(format!(
+                "--kernel {}: no such file; give a kernel image (arch/x86/boot/bzImage)",
+                image.display()
+            )));
         }
     }
     if let Some(m) = &args.modules {
         if !m.is_dir() {
-            return Err(CliError::Usage(format!("--modules {}: not a directory; give lib/modules/VERSION (after make modules_install)", m.display())));
+            return Err(CliError::Usage(format!(
+                "--modules {}: not a directory; give lib/modules/VERSION (after make modules_install)",
+                m.display()
+            )));
         }
     }
     let (config, list_name) = load_list(args.list.as_deref())?;
@@ -305,12 +357,18 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     if let Some(image) = &args.kernel {
         kharness::matrix::config::validate_name(&args.name).map_err(|m| CliError::Usage(format!("--name: {m}")))?;
         if known.contains(&args.name.as_str()) && args.kernels.contains(&args.name) {
-            return Err(CliError::Usage(format!("--name {} is also a kernel of the list; choose another", args.name)));
+            return Err(CliError::Usage(format!(
+                "--name {} is also a kernel of the list; choose another",
+                args.name
+            )));
         }
         let spec = KernelSpec {
             name: args.name.clone(),
             description: format!("kernel from {}", image.display()),
-            source: KernelSource::Custom { image: image.clone(), modules: args.modules.clone() },
+            source: KernelSource::Custom {
+                image: image.clone(),
+                modules: args.modules.clone(),
+            },
         };
         selected.push((config.kernels.len(), spec));
     }
@@ -319,16 +377,25 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         selected = shard(&selected, i, n);
     }
     let needs_vm = selected.iter().any(|(_, k)| !matches!(k.source, KernelSource::Host));
-    let init_binary = if needs_vm { Some(find_init_binary(args.init_binary.as_deref())?) } else { None };
+    let init_binary = if needs_vm {
+        Some(find_init_binary(args.init_binary.as_deref())?)
+    } else {
+        None
+    };
     let exe = std::env::current_exe().map_err(|e| CliError::Harness(format!("cannot find own executable: {e}")))?;
 
     let progress = Progress::new(selected.iter().map(|(_, k)| k.name.clone()).collect());
     if let Some(init) = &init_binary {
-        let older = std::fs::metadata(init).and_then(|m| m.modified()).ok() < std::fs::metadata(&exe).and_then(|m| m.modified()).ok();
+        let older = std::fs::metadata(init).and_then(|m| m.modified()).ok()
+            < std::fs::metadata(&exe).and_then(|m| m.modified()).ok();
         progress.note(&format!(
             "guest /init: {}{}",
             init.display(),
-            if older && init != &exe { " (older than this kharness: rebuild it with ci/build-static.sh if the cases changed)" } else { "" }
+            if older && init != &exe {
+                " (older than this kharness: rebuild it with ci/build-static.sh if the cases changed)"
+            } else {
+                ""
+            }
         ));
     }
     let opts = MatrixOptions {
@@ -336,7 +403,10 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         modules: config.modules.clone(),
         suites: config.suites(),
         filters: args.cases.clone(),
-        cache_dir: args.cache_dir.clone().unwrap_or_else(kharness::matrix::fetch::default_cache_dir),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(kharness::matrix::fetch::default_cache_dir),
         refresh: args.refresh,
         archive: args.archive.clone(),
         init_binary,
@@ -376,10 +446,16 @@ pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
     let mut parts = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).map_err(|e| {
-            CliError::Usage(format!("cannot read {}: {e}; give files written by `kharness matrix --format json`", f.display()))
+            CliError::Usage(format!(
+                "cannot read {}: {e}; give files written by `kharness matrix --format json`",
+                f.display()
+            ))
         })?;
         let m: Matrix = serde_json::from_str(&text).map_err(|e| {
-            CliError::Usage(format!("{}: not a matrix JSON file ({e}); give files written by `kharness matrix --format json`", f.display()))
+            CliError::Usage(format!(
+                "{}: not a matrix JSON file ({e}); give files written by `kharness matrix --format json`",
+                f.display()
+            ))
         })?;
         parts.push((f.display().to_string(), m));
     }
@@ -395,7 +471,10 @@ pub fn init(runner: bool) -> Result<ExitCode, CliError> {
         std::process::exit(code);
     }
     if std::process::id() != 1 {
-        return Err(CliError::Usage("`__init` is the guest's PID 1 inside a kharness VM; it mounts and powers off, so it runs only as PID 1".into()));
+        return Err(CliError::Usage(
+            "`__init` is the guest's PID 1 inside a kharness VM; it mounts and powers off, so it runs only as PID 1"
+                .into(),
+        ));
     }
     kharness::matrix::guest::pid1()
 }
@@ -412,8 +491,10 @@ impl Progress {
         let bars = tty.then(|| {
             let mp = indicatif::MultiProgress::new();
             let width = kernels.iter().map(|k| k.len()).max().unwrap_or(4);
-            let style = indicatif::ProgressStyle::with_template(&format!("{{prefix:<{width}}} {{bar:20}} {{pos:>3}}/{{len:<3}} {{elapsed:>4}} {{msg}}"))
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            let style = indicatif::ProgressStyle::with_template(&format!(
+                "{{prefix:<{width}}} {{bar:20}} {{pos:>3}}/{{len:<3}} {{elapsed:>4}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             let bars = kernels
                 .into_iter()
                 .map(|k| {
@@ -425,7 +506,10 @@ impl Progress {
                 .collect();
             (mp, bars)
         });
-        Progress { bars, lock: Mutex::new(()) }
+        Progress {
+            bars,
+            lock: Mutex::new(()),
+        }
     }
 
     fn bar(&self, kernel: &str) -> Option<&indicatif::ProgressBar> {
@@ -501,7 +585,9 @@ mod tests {
     }
 
     fn args(v: &[&str]) -> MatrixArgs {
-        T::try_parse_from(std::iter::once("matrix").chain(v.iter().copied())).expect("parses").a
+        T::try_parse_from(std::iter::once("matrix").chain(v.iter().copied()))
+            .expect("parses")
+            .a
     }
 
     fn tmp(tag: &str) -> PathBuf {
@@ -538,7 +624,14 @@ mod tests {
     #[test]
     fn unknown_kernel_is_a_config_error_and_the_others_run() {
         let cache = tmp("unknown");
-        let code = matrix(args(&["nosuch", "--cache-dir", cache.to_str().unwrap(), "--format", "json"])).unwrap();
+        let code = matrix(args(&[
+            "nosuch",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--format",
+            "json",
+        ]))
+        .unwrap();
         assert_eq!(code, ExitCode::Usage);
         let _ = std::fs::remove_dir_all(&cache);
     }
@@ -560,7 +653,11 @@ mod tests {
         let d = tmp("merge");
         let bad = d.join("bad.json");
         std::fs::write(&bad, "{}").unwrap();
-        let out = OutputArgs { format: MatrixFormat::Json, junit: None, html: None };
+        let out = OutputArgs {
+            format: MatrixFormat::Json,
+            junit: None,
+            html: None,
+        };
         match report(ReportCmd::Merge { files: vec![bad], out }) {
             Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),
             other => panic!("{other:?}"),

@@ -15,8 +15,15 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_kharness");
 
 fn instances() -> Vec<String> {
-    let out = Command::new(BIN).args(["list", "--format", "json"]).output().expect("run kharness list");
-    assert!(out.status.success(), "kharness list failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["list", "--format", "json"])
+        .output()
+        .expect("run kharness list");
+    assert!(
+        out.status.success(),
+        "kharness list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -38,7 +38,10 @@ fn bad_input_is_exit_2_with_a_message_and_nothing_created() {
         (vec!["run", "--jobs", "two"], "invalid value"),
         (vec!["run", "--timeout-scale", "0"], "--timeout-scale"),
         (vec!["run", "--junit", &junit_dir], "is a directory"),
-        (vec!["run", "--junit", junit_in_missing_dir.to_str().unwrap()], "does not exist"),
+        (
+            vec!["run", "--junit", junit_in_missing_dir.to_str().unwrap()],
+            "does not exist",
+        ),
         (vec!["explain", "tcp.nope"], "no case `tcp.nope`"),
         (vec!["list", "zzz*"], "no case matches"),
         (vec!["frobnicate"], "unrecognized subcommand"),
@@ -46,8 +49,14 @@ fn bad_input_is_exit_2_with_a_message_and_nothing_created() {
     for (args, needle) in cases {
         let (code, _out, err) = kharness(&args);
         assert_eq!(code, 2, "{args:?} should exit 2; stderr: {err}");
-        assert!(err.contains(needle), "{args:?}: stderr should mention `{needle}`: {err}");
-        assert!(err.lines().filter(|l| !l.trim().is_empty()).count() <= 4, "{args:?}: a short message, got: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr should mention `{needle}`: {err}"
+        );
+        assert!(
+            err.lines().filter(|l| !l.trim().is_empty()).count() <= 4,
+            "{args:?}: a short message, got: {err}"
+        );
     }
     // Nothing was created by the refused --junit paths.
     assert!(!dir.join("no").exists());
@@ -61,9 +70,23 @@ fn list_and_explain_cover_every_case() {
     assert_eq!(code, 0);
     let ids: Vec<String> = out
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    for tcp in ["tcp.fill", "tcp.drain", "tcp.ops_property", "tcp.notsent_lowat", "tcp.sndbuf_setget", "tcp.info_diag", "tcp.refused", "tcp.loss"] {
+    for tcp in [
+        "tcp.fill",
+        "tcp.drain",
+        "tcp.ops_property",
+        "tcp.notsent_lowat",
+        "tcp.sndbuf_setget",
+        "tcp.info_diag",
+        "tcp.refused",
+        "tcp.loss",
+    ] {
         assert!(ids.iter().any(|i| i == tcp), "{tcp} missing from kharness list");
     }
     let mut uniq = ids.clone();
@@ -71,7 +94,14 @@ fn list_and_explain_cover_every_case() {
     for id in uniq {
         let (code, out, err) = kharness(&["explain", &id]);
         assert_eq!(code, 0, "{err}");
-        for section in ["Drives:", "Observes:", "Predicts:", "Why:", "Kernel versions:", "By hand:"] {
+        for section in [
+            "Drives:",
+            "Observes:",
+            "Predicts:",
+            "Why:",
+            "Kernel versions:",
+            "By hand:",
+        ] {
             assert!(out.contains(section), "explain {id} lacks {section}");
         }
     }
@@ -81,16 +111,35 @@ fn list_and_explain_cover_every_case() {
 fn json_tap_and_junit_reports() {
     let dir = tmpdir("fmt");
     let junit = dir.join("r.xml");
-    let (code, out, err) = kharness(&["run", "tcp.refused", "tcp.sndbuf_setget", "--format", "json", "--junit", junit.to_str().unwrap()]);
+    let (code, out, err) = kharness(&[
+        "run",
+        "tcp.refused",
+        "tcp.sndbuf_setget",
+        "--format",
+        "json",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
     assert_eq!(lines.first().unwrap()["type"], "header");
     assert!(lines[0]["kernel"]["tcp_info_len"].as_u64().unwrap() >= 104);
     assert_eq!(lines.last().unwrap()["type"], "summary");
     let results: Vec<&Value> = lines.iter().filter(|l| l["type"] == "result").collect();
     assert_eq!(results.len(), 2);
     for r in results {
-        for key in ["case", "outcome", "reason", "duration_ms", "kernel", "observations", "mismatches"] {
+        for key in [
+            "case",
+            "outcome",
+            "reason",
+            "duration_ms",
+            "kernel",
+            "observations",
+            "mismatches",
+        ] {
             assert!(r.get(key).is_some(), "result lacks {key}: {r}");
         }
         assert_eq!(r["outcome"], "pass", "{r}");

@@ -31,7 +31,11 @@ struct Row {
 }
 
 fn row(args: &[&str], code: i32, needles: &[&str]) -> Row {
-    Row { args: args.iter().map(|s| s.to_string()).collect(), code, needles: needles.iter().map(|s| s.to_string()).collect() }
+    Row {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        needles: needles.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 /// Runs every row in `cwd`; checks the code, the message, and that `watch`
@@ -40,7 +44,11 @@ fn check_rows(what: &str, rows: &[Row], cwd: &Path, watch: &[&Path]) {
     let mut failures = Vec::new();
     for r in rows {
         let before: Vec<_> = watch.iter().map(|d| tree(d)).collect();
-        let out = Command::new(BIN).args(&r.args).current_dir(cwd).output().expect("run kharness");
+        let out = Command::new(BIN)
+            .args(&r.args)
+            .current_dir(cwd)
+            .output()
+            .expect("run kharness");
         let code = out.status.code().unwrap_or(-1);
         let err = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -66,13 +74,31 @@ fn check_rows(what: &str, rows: &[Row], cwd: &Path, watch: &[&Path]) {
             why.push("something went to stdout".into());
         }
         if !why.is_empty() {
-            failures.push(format!("kharness {:?}: {}\n    stderr: {}", r.args, why.join("; "), err.trim()));
+            failures.push(format!(
+                "kharness {:?}: {}\n    stderr: {}",
+                r.args,
+                why.join("; "),
+                err.trim()
+            ));
         } else {
-            eprintln!("    exit {code}: kharness {} → {}", r.args.join(" "), lines.first().unwrap_or(&""));
+            eprintln!(
+                "    exit {code}: kharness {} → {}",
+                r.args.join(" "),
+                lines.first().unwrap_or(&"")
+            );
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows:\n  {}", failures.len(), rows.len(), failures.join("\n  "));
-    eprintln!("hostile: {what}: {} inputs refused with their exit code and a one-line message naming them; nothing created", rows.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows:\n  {}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n  ")
+    );
+    eprintln!(
+        "hostile: {what}: {} inputs refused with their exit code and a one-line message naming them; nothing created",
+        rows.len()
+    );
 }
 
 #[test]
@@ -85,7 +111,12 @@ fn command_line_arguments() {
     std::fs::write(&file, "x").unwrap();
     let cache = d.join("cache");
     let s = |p: &Path| p.display().to_string();
-    let (dir, missing, under_file, c) = (s(&sub), s(&d.join("no/such/dir/r.xml")), s(&file.join("r.xml")), s(&cache));
+    let (dir, missing, under_file, c) = (
+        s(&sub),
+        s(&d.join("no/such/dir/r.xml")),
+        s(&file.join("r.xml")),
+        s(&cache),
+    );
     let rows = vec![
         row(&["run", "no.such.case"], 2, &["`no.such.case`", "kharness list"]),
         row(&["run", ""], 2, &["empty filter", "give a case id"]),
@@ -94,8 +125,16 @@ fn command_line_arguments() {
         row(&["run", "--jobs", "0"], 2, &["--jobs 0", "from 1 to 1024"]),
         row(&["run", "--jobs", "-1"], 2, &["--jobs -1", "from 1 to 1024"]),
         row(&["run", "--jobs", "1025"], 2, &["--jobs 1025", "from 1 to 1024"]),
-        row(&["run", "--jobs", "99999999999999999999"], 2, &["99999999999999999999", "--jobs"]),
-        row(&["run", "--jobs", "two"], 2, &["'two'", "--jobs", "kharness run --help"]),
+        row(
+            &["run", "--jobs", "99999999999999999999"],
+            2,
+            &["99999999999999999999", "--jobs"],
+        ),
+        row(
+            &["run", "--jobs", "two"],
+            2,
+            &["'two'", "--jobs", "kharness run --help"],
+        ),
         row(&["run", "--repeat", "0"], 2, &["--repeat 0", "from 1 to"]),
         row(&["run", "--repeat", "-2"], 2, &["--repeat -2", "from 1 to"]),
         row(&["run", "--repeat", "10001"], 2, &["--repeat 10001", "from 1 to 10000"]),
@@ -103,10 +142,26 @@ fn command_line_arguments() {
         row(&["run", "--timeout-scale", "0"], 2, &["--timeout-scale 0", "(0, 1000]"]),
         row(&["run", "--timeout-scale", "NaN"], 2, &["--timeout-scale NaN"]),
         row(&["run", "--timeout-scale", "inf"], 2, &["--timeout-scale inf"]),
-        row(&["run", "--junit", &dir], 2, &[&dir, "is a directory", "give a file path"]),
-        row(&["run", "--junit", &missing], 2, &[&missing, "does not exist", "create it"]),
-        row(&["run", "--junit", &under_file], 2, &[&under_file, "is not a directory"]),
-        row(&["run", "--format", "xml"], 2, &["'xml'", "possible values: human, json, tap"]),
+        row(
+            &["run", "--junit", &dir],
+            2,
+            &[&dir, "is a directory", "give a file path"],
+        ),
+        row(
+            &["run", "--junit", &missing],
+            2,
+            &[&missing, "does not exist", "create it"],
+        ),
+        row(
+            &["run", "--junit", &under_file],
+            2,
+            &[&under_file, "is not a directory"],
+        ),
+        row(
+            &["run", "--format", "xml"],
+            2,
+            &["'xml'", "possible values: human, json, tap"],
+        ),
         row(&["list", "zzz*"], 2, &["`zzz*`", "kharness list"]),
         row(&["explain", "tcp.nope"], 2, &["`tcp.nope`", "kharness list"]),
         row(&["explain", ""], 2, &["kharness list"]),
@@ -114,22 +169,86 @@ fn command_line_arguments() {
         row(&["__case", "tcp.fill"], 2, &["tcp.fill", "--variant"]),
         row(&["__case", "tcp.fill", "--variant", "nope"], 2, &["`nope`"]),
         row(&["frobnicate"], 2, &["frobnicate", "kharness --help"]),
-        row(&["matrix", "--case", "zzz*", "--cache-dir", &c], 2, &["`zzz*`", "kharness list"]),
+        row(
+            &["matrix", "--case", "zzz*", "--cache-dir", &c],
+            2,
+            &["`zzz*`", "kharness list"],
+        ),
         row(&["matrix", "--shard", "3/2", "--cache-dir", &c], 2, &["3/2"]),
         row(&["matrix", "--shard", "x", "--cache-dir", &c], 2, &["`x`"]),
-        row(&["matrix", "--parallel", "0", "--cache-dir", &c], 2, &["--parallel 0", "give a number"]),
-        row(&["matrix", "--jobs", "0", "--cache-dir", &c], 2, &["--jobs 0", "give a number"]),
-        row(&["matrix", "--memory", "1", "--cache-dir", &c], 2, &["--memory 1", "at least 128"]),
-        row(&["matrix", "--vm-timeout", "0", "--cache-dir", &c], 2, &["--vm-timeout 0", "above 0"]),
-        row(&["matrix", "--timeout-scale", "-1", "--cache-dir", &c], 2, &["--timeout-scale -1"]),
-        row(&["matrix", "--list", &dir, "--cache-dir", &c], 2, &[&dir, "kernel list", "give the path"]),
-        row(&["matrix", "--list", &missing, "--cache-dir", &c], 2, &[&missing, "give the path"]),
-        row(&["matrix", "--kernel", &missing, "--cache-dir", &c], 2, &[&missing, "--kernel", "give a kernel image"]),
-        row(&["matrix", "--kernel", &s(&file), "--modules", &s(&file), "--cache-dir", &c], 2, &["--modules", "not a directory"]),
-        row(&["matrix", "host", "--html", &dir, "--cache-dir", &c], 2, &[&dir, "give a file path"]),
-        row(&["matrix", "host", "--junit", &missing, "--cache-dir", &c], 2, &[&missing, "existing directory"]),
-        row(&["matrix", "--init-binary", &s(&file), "6.1", "--cache-dir", &c], 2, &[&s(&file), "--init-binary", "ci/build-static.sh"]),
-        row(&["matrix", "--init-binary", &missing, "6.1", "--cache-dir", &c], 2, &[&missing, "ci/build-static.sh"]),
+        row(
+            &["matrix", "--parallel", "0", "--cache-dir", &c],
+            2,
+            &["--parallel 0", "give a number"],
+        ),
+        row(
+            &["matrix", "--jobs", "0", "--cache-dir", &c],
+            2,
+            &["--jobs 0", "give a number"],
+        ),
+        row(
+            &["matrix", "--memory", "1", "--cache-dir", &c],
+            2,
+            &["--memory 1", "at least 128"],
+        ),
+        row(
+            &["matrix", "--vm-timeout", "0", "--cache-dir", &c],
+            2,
+            &["--vm-timeout 0", "above 0"],
+        ),
+        row(
+            &["matrix", "--timeout-scale", "-1", "--cache-dir", &c],
+            2,
+            &["--timeout-scale -1"],
+        ),
+        row(
+            &["matrix", "--list", &dir, "--cache-dir", &c],
+            2,
+            &[&dir, "kernel list", "give the path"],
+        ),
+        row(
+            &["matrix", "--list", &missing, "--cache-dir", &c],
+            2,
+            &[&missing, "give the path"],
+        ),
+        row(
+            &["matrix", "--kernel", &missing, "--cache-dir", &c],
+            2,
+            &[&missing, "--kernel", "give a kernel image"],
+        ),
+        row(
+            &[
+                "matrix",
+                "--kernel",
+                &s(&file),
+                "--modules",
+                &s(&file),
+                "--cache-dir",
+                &c,
+            ],
+            2,
+            &["--modules", "not a directory"],
+        ),
+        row(
+            &["matrix", "host", "--html", &dir, "--cache-dir", &c],
+            2,
+            &[&dir, "give a file path"],
+        ),
+        row(
+            &["matrix", "host", "--junit", &missing, "--cache-dir", &c],
+            2,
+            &[&missing, "existing directory"],
+        ),
+        row(
+            &["matrix", "--init-binary", &s(&file), "6.1", "--cache-dir", &c],
+            2,
+            &[&s(&file), "--init-binary", "ci/build-static.sh"],
+        ),
+        row(
+            &["matrix", "--init-binary", &missing, "6.1", "--cache-dir", &c],
+            2,
+            &[&missing, "ci/build-static.sh"],
+        ),
         row(&["report", "merge"], 2, &["<FILES>"]),
     ];
     check_rows("command-line arguments", &rows, &d, &[&d]);
@@ -147,11 +266,26 @@ fn report_path_on_a_read_only_filesystem() {
     let ro = d.join("ro");
     std::fs::create_dir(&ro).unwrap();
     let target = ro.join("r.xml");
-    let script = format!("mount -t tmpfs -o ro none '{}' && exec '{BIN}' run --junit '{}' tcp.refused", ro.display(), target.display());
-    let out = match Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output() {
-        Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("unshare failed") && !String::from_utf8_lossy(&o.stderr).contains("mount:") => o,
+    let script = format!(
+        "mount -t tmpfs -o ro none '{}' && exec '{BIN}' run --junit '{}' tcp.refused",
+        ro.display(),
+        target.display()
+    );
+    let out = match Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+    {
+        Ok(o)
+            if !String::from_utf8_lossy(&o.stderr).contains("unshare failed")
+                && !String::from_utf8_lossy(&o.stderr).contains("mount:") =>
+        {
+            o
+        }
         Ok(o) => {
-            eprintln!("hostile: read-only row skipped: cannot make a private read-only mount here: {}", String::from_utf8_lossy(&o.stderr).trim());
+            eprintln!(
+                "hostile: read-only row skipped: cannot make a private read-only mount here: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
             return;
         }
         Err(e) => {
@@ -161,7 +295,10 @@ fn report_path_on_a_read_only_filesystem() {
     };
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.to_lowercase().contains("read-only") && err.contains("r.xml") && err.contains("choose another path"), "{err}");
+    assert!(
+        err.to_lowercase().contains("read-only") && err.contains("r.xml") && err.contains("choose another path"),
+        "{err}"
+    );
     eprintln!("hostile: --junit on a read-only filesystem: exit 2 → {}", err.trim());
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -178,24 +315,96 @@ fn malformed_kernel_lists() {
         ("garbage.toml", b"\xff\xfe\x00binary\x01".to_vec(), vec!["UTF-8"]),
         ("syntax.toml", b"schema = 1\nkernel = [\n".to_vec(), vec!["line 2"]),
         ("not-toml.toml", b"{\"schema\": 1}".to_vec(), vec!["is not valid"]),
-        ("schema2.toml", format!("schema = 2\n{host}").into_bytes(), vec!["schema 2", "schema 1"]),
-        ("schema-string.toml", format!("schema = \"one\"\n{host}").into_bytes(), vec!["schema"]),
-        ("no-kernels.toml", b"schema = 1\n".to_vec(), vec!["no [[kernel]] entries"]),
-        ("unknown-key.toml", format!("schema = 1\ncolour = \"red\"\n{host}").into_bytes(), vec!["colour"]),
-        ("unknown-kernel-key.toml", format!("schema = 1\n{host}url = \"x\"\n").into_bytes(), vec!["url"]),
-        ("twice.toml", format!("schema = 1\n{host}{host}").into_bytes(), vec!["`host`", "twice"]),
-        ("bad-name.toml", b"schema = 1\n[[kernel]]\nname = \"a b\"\nhost = true\n".to_vec(), vec!["`a b`", "letters, digits"]),
-        ("empty-name.toml", b"schema = 1\n[[kernel]]\nname = \"\"\nhost = true\n".to_vec(), vec!["1 to 40 characters"]),
-        ("host-with-suites.toml", b"schema = 1\n[[kernel]]\nname = \"h\"\nhost = true\nsuites = [\"sid\"]\n".to_vec(), vec!["`h`", "takes no suites"]),
-        ("no-suites.toml", debian("image = [\"linux-image-*\"]\nrelease = \"*\"\n").into_bytes(), vec!["`k`", "no `suites`"]),
-        ("bad-suite.toml", debian("suites = [\"a/b\"]\nimage = [\"linux-image-*\"]\nrelease = \"*\"\n").into_bytes(), vec!["`a/b`"]),
-        ("no-image.toml", debian("suites = [\"sid\"]\nrelease = \"*\"\n").into_bytes(), vec!["`k`", "no `image`"]),
-        ("two-stars.toml", debian("suites = [\"sid\"]\nimage = [\"linux-*-image-*\"]\nrelease = \"*\"\n").into_bytes(), vec!["exactly one `*`"]),
-        ("no-star.toml", debian("suites = [\"sid\"]\nimage = [\"linux-image\"]\nrelease = \"*\"\n").into_bytes(), vec!["exactly one `*`"]),
-        ("no-release.toml", debian("suites = [\"sid\"]\nimage = [\"linux-image-*\"]\n").into_bytes(), vec!["no `release`"]),
-        ("release-stars.toml", debian("suites = [\"sid\"]\nimage = [\"linux-image-*\"]\nrelease = \"*-*\"\n").into_bytes(), vec!["at most one `*`"]),
-        ("bad-module.toml", format!("schema = 1\nmodules = [\"../evil\"]\n{host}").into_bytes(), vec!["`../evil`", "module name"]),
-        ("wrong-type.toml", b"schema = 1\n[[kernel]]\nname = 5\nhost = true\n".to_vec(), vec!["line 3", "expected a string"]),
+        (
+            "schema2.toml",
+            format!("schema = 2\n{host}").into_bytes(),
+            vec!["schema 2", "schema 1"],
+        ),
+        (
+            "schema-string.toml",
+            format!("schema = \"one\"\n{host}").into_bytes(),
+            vec!["schema"],
+        ),
+        (
+            "no-kernels.toml",
+            b"schema = 1\n".to_vec(),
+            vec!["no [[kernel]] entries"],
+        ),
+        (
+            "unknown-key.toml",
+            format!("schema = 1\ncolour = \"red\"\n{host}").into_bytes(),
+            vec!["colour"],
+        ),
+        (
+            "unknown-kernel-key.toml",
+            format!("schema = 1\n{host}url = \"x\"\n").into_bytes(),
+            vec!["url"],
+        ),
+        (
+            "twice.toml",
+            format!("schema = 1\n{host}{host}").into_bytes(),
+            vec!["`host`", "twice"],
+        ),
+        (
+            "bad-name.toml",
+            b"schema = 1\n[[kernel]]\nname = \"a b\"\nhost = true\n".to_vec(),
+            vec!["`a b`", "letters, digits"],
+        ),
+        (
+            "empty-name.toml",
+            b"schema = 1\n[[kernel]]\nname = \"\"\nhost = true\n".to_vec(),
+            vec!["1 to 40 characters"],
+        ),
+        (
+            "host-with-suites.toml",
+            b"schema = 1\n[[kernel]]\nname = \"h\"\nhost = true\nsuites = [\"sid\"]\n".to_vec(),
+            vec!["`h`", "takes no suites"],
+        ),
+        (
+            "no-suites.toml",
+            debian("image = [\"linux-image-*\"]\nrelease = \"*\"\n").into_bytes(),
+            vec!["`k`", "no `suites`"],
+        ),
+        (
+            "bad-suite.toml",
+            debian("suites = [\"a/b\"]\nimage = [\"linux-image-*\"]\nrelease = \"*\"\n").into_bytes(),
+            vec!["`a/b`"],
+        ),
+        (
+            "no-image.toml",
+            debian("suites = [\"sid\"]\nrelease = \"*\"\n").into_bytes(),
+            vec!["`k`", "no `image`"],
+        ),
+        (
+            "two-stars.toml",
+            debian("suites = [\"sid\"]\nimage = [\"linux-*-image-*\"]\nrelease = \"*\"\n").into_bytes(),
+            vec!["exactly one `*`"],
+        ),
+        (
+            "no-star.toml",
+            debian("suites = [\"sid\"]\nimage = [\"linux-image\"]\nrelease = \"*\"\n").into_bytes(),
+            vec!["exactly one `*`"],
+        ),
+        (
+            "no-release.toml",
+            debian("suites = [\"sid\"]\nimage = [\"linux-image-*\"]\n").into_bytes(),
+            vec!["no `release`"],
+        ),
+        (
+            "release-stars.toml",
+            debian("suites = [\"sid\"]\nimage = [\"linux-image-*\"]\nrelease = \"*-*\"\n").into_bytes(),
+            vec!["at most one `*`"],
+        ),
+        (
+            "bad-module.toml",
+            format!("schema = 1\nmodules = [\"../evil\"]\n{host}").into_bytes(),
+            vec!["`../evil`", "module name"],
+        ),
+        (
+            "wrong-type.toml",
+            b"schema = 1\n[[kernel]]\nname = 5\nhost = true\n".to_vec(),
+            vec!["line 3", "expected a string"],
+        ),
     ];
     let mut rows = Vec::new();
     for (name, text, needles) in &files {
@@ -204,7 +413,17 @@ fn malformed_kernel_lists() {
         let mut n = vec![p.display().to_string()];
         n.extend(needles.iter().map(|s| s.to_string()));
         let n: Vec<&str> = n.iter().map(String::as_str).collect();
-        rows.push(row(&["matrix", "--list", &p.display().to_string(), "--cache-dir", &cache.display().to_string()], 2, &n));
+        rows.push(row(
+            &[
+                "matrix",
+                "--list",
+                &p.display().to_string(),
+                "--cache-dir",
+                &cache.display().to_string(),
+            ],
+            2,
+            &n,
+        ));
     }
     check_rows("malformed kernel lists (matrix --list)", &rows, &d, &[&d]);
     assert!(!cache.exists(), "the cache directory was created");
@@ -216,7 +435,16 @@ fn files_that_are_not_matrix_reports() {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = scratch_dir("hostile-merge");
     // A real report to break: the host column, one case.
-    let (code, good, err) = kharness(&["matrix", "host", "--case", "tcp.refused", "--format", "json", "--cache-dir", &d.join("cache").display().to_string()]);
+    let (code, good, err) = kharness(&[
+        "matrix",
+        "host",
+        "--case",
+        "tcp.refused",
+        "--format",
+        "json",
+        "--cache-dir",
+        &d.join("cache").display().to_string(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let _ = std::fs::remove_dir_all(d.join("cache"));
     let (_, run_json, _) = kharness(&["run", "tcp.refused", "--format", "json"]);
@@ -224,13 +452,29 @@ fn files_that_are_not_matrix_reports() {
     future["schema"] = 99.into();
     let files: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         ("empty.json", b"".to_vec(), vec!["not a matrix JSON file"]),
-        ("object.json", b"{}".to_vec(), vec!["not a matrix JSON file", "kharness matrix --format json"]),
+        (
+            "object.json",
+            b"{}".to_vec(),
+            vec!["not a matrix JSON file", "kharness matrix --format json"],
+        ),
         ("array.json", b"[]".to_vec(), vec!["not a matrix JSON file"]),
         ("run-lines.json", run_json.into_bytes(), vec!["not a matrix JSON file"]),
-        ("binary.json", b"\x00\xff\xfe\x01".to_vec(), vec!["give files written by `kharness matrix --format json`"]),
-        ("truncated.json", good.as_bytes()[..good.len() / 2].to_vec(), vec!["not a matrix JSON file"]),
+        (
+            "binary.json",
+            b"\x00\xff\xfe\x01".to_vec(),
+            vec!["give files written by `kharness matrix --format json`"],
+        ),
+        (
+            "truncated.json",
+            good.as_bytes()[..good.len() / 2].to_vec(),
+            vec!["not a matrix JSON file"],
+        ),
         ("future.json", future.to_string().into_bytes(), vec!["schema 99"]),
-        ("html.json", b"<html><body>404</body></html>".to_vec(), vec!["not a matrix JSON file"]),
+        (
+            "html.json",
+            b"<html><body>404</body></html>".to_vec(),
+            vec!["not a matrix JSON file"],
+        ),
     ];
     let mut rows = Vec::new();
     let junit = d.join("out.xml").display().to_string();
@@ -241,17 +485,41 @@ fn files_that_are_not_matrix_reports() {
         let mut n = vec![p.display().to_string()];
         n.extend(needles.iter().map(|s| s.to_string()));
         let n: Vec<&str> = n.iter().map(String::as_str).collect();
-        rows.push(row(&["report", "merge", &p.display().to_string(), "--junit", &junit, "--html", &html], 2, &n));
+        rows.push(row(
+            &[
+                "report",
+                "merge",
+                &p.display().to_string(),
+                "--junit",
+                &junit,
+                "--html",
+                &html,
+            ],
+            2,
+            &n,
+        ));
     }
     let good_path = d.join("good.json");
     std::fs::write(&good_path, &good).unwrap();
     let g = good_path.display().to_string();
     let dir = d.display().to_string();
     let missing = d.join("missing.json").display().to_string();
-    rows.push(row(&["report", "merge", &g, &g, "--junit", &junit], 2, &["`host`", "in both", "merge each shard once"]));
+    rows.push(row(
+        &["report", "merge", &g, &g, "--junit", &junit],
+        2,
+        &["`host`", "in both", "merge each shard once"],
+    ));
     rows.push(row(&["report", "merge", &dir], 2, &[&dir, "give files written by"]));
-    rows.push(row(&["report", "merge", &missing], 2, &[&missing, "give files written by"]));
-    rows.push(row(&["report", "merge", &g, "--junit", &dir], 2, &[&dir, "give a file path"]));
+    rows.push(row(
+        &["report", "merge", &missing],
+        2,
+        &[&missing, "give files written by"],
+    ));
+    rows.push(row(
+        &["report", "merge", &g, "--junit", &dir],
+        2,
+        &[&dir, "give a file path"],
+    ));
     check_rows("files that are not matrix reports (report merge)", &rows, &d, &[&d]);
     // And the good file merges.
     let (code, _, err) = kharness(&["report", "merge", &g, "--format", "json"]);
@@ -266,7 +534,8 @@ fn files_that_are_not_matrix_reports() {
 fn guest_row(mut cmd: Command, cache: &Path, code: i32, needles: &[&str], allowed: &dyn Fn(&Path) -> bool) -> String {
     let base = Baseline::take(&[cache]);
     let out = cmd.output().unwrap();
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{cmd:?}: no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{cmd:?}: no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     let k = &m["kernels"][0];
     let problem = k["problem"].as_str().unwrap_or("").to_string();
     assert_eq!(out.status.code(), Some(code), "{cmd:?}: {problem}");
@@ -277,7 +546,11 @@ fn guest_row(mut cmd: Command, cache: &Path, code: i32, needles: &[&str], allowe
     wait_gone(Duration::from_secs(20)).expect("processes left (QEMU?)");
     let f = base.check(&|_, rel| allowed(rel));
     assert!(f.leaks.is_empty(), "{cmd:?} left:\n  {}", f.leaks.join("\n  "));
-    format!("exit {} [{}] {problem}", out.status.code().unwrap_or(-1), k["status"].as_str().unwrap_or("?"))
+    format!(
+        "exit {} [{}] {problem}",
+        out.status.code().unwrap_or(-1),
+        k["status"].as_str().unwrap_or("?")
+    )
 }
 
 fn matrix_cmd(args: &[String], cache: &Path) -> Command {
@@ -316,9 +589,21 @@ fn broken_kernel_packages() {
         std::fs::create_dir_all(stage.join("DEBIAN")).unwrap();
         std::fs::create_dir_all(stage.join("usr/share/doc/x")).unwrap();
         std::fs::write(stage.join("usr/share/doc/x/README"), "no kernel here").unwrap();
-        std::fs::write(stage.join("DEBIAN/control"), format!("Package: {}\nVersion: {}\nArchitecture: amd64\nMaintainer: t <t@invalid>\nDescription: d\n", fake.package, fake.version)).unwrap();
+        std::fs::write(
+            stage.join("DEBIAN/control"),
+            format!(
+                "Package: {}\nVersion: {}\nArchitecture: amd64\nMaintainer: t <t@invalid>\nDescription: d\n",
+                fake.package, fake.version
+            ),
+        )
+        .unwrap();
         let out = d.join("nokernel.deb");
-        let st = Command::new("dpkg-deb").args(["--root-owner-group", "-Znone", "--build"]).arg(&stage).arg(&out).output().unwrap();
+        let st = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Znone", "--build"])
+            .arg(&stage)
+            .arg(&out)
+            .output()
+            .unwrap();
         assert!(st.status.success());
         std::fs::read(&out).unwrap()
     };
@@ -329,9 +614,21 @@ fn broken_kernel_packages() {
         *b ^= 0x5a;
     }
     let debs: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
-        ("truncated-half.deb", whole[..whole.len() / 2].to_vec(), vec!["not a valid .deb", "truncated", "run again"]),
-        ("truncated-header.deb", whole[..100].to_vec(), vec!["not a valid .deb", "run again"]),
-        ("html.deb", b"<html><body>404 Not Found</body></html>\n".to_vec(), vec!["not a valid .deb", "magic"]),
+        (
+            "truncated-half.deb",
+            whole[..whole.len() / 2].to_vec(),
+            vec!["not a valid .deb", "truncated", "run again"],
+        ),
+        (
+            "truncated-header.deb",
+            whole[..100].to_vec(),
+            vec!["not a valid .deb", "run again"],
+        ),
+        (
+            "html.deb",
+            b"<html><body>404 Not Found</body></html>\n".to_vec(),
+            vec!["not a valid .deb", "magic"],
+        ),
         ("zero.deb", Vec::new(), vec!["not a valid .deb"]),
         ("corrupt-tar.deb", flipped, vec!["not a valid .deb", "run again"]),
         ("no-kernel.deb", nokernel, vec!["holds no kernel image"]),
@@ -349,7 +646,8 @@ fn broken_kernel_packages() {
         // `failed/` record may stay: never a kernel entry or a temp dir.
         let allowed = |rel: &Path| {
             let s = rel.to_string_lossy();
-            !s.contains("partial/") && (rel.starts_with("apt") || s == "kernels" || rel.starts_with("failed") || s == "runs")
+            !s.contains("partial/")
+                && (rel.starts_with("apt") || s == "kernels" || rel.starts_with("failed") || s == "runs")
         };
         let line = guest_row(fake.matrix(&cache, &p), &cache, 69, &needles, &allowed);
         report.push(format!("{name}: {line}"));
@@ -417,12 +715,34 @@ fn images_that_do_not_boot() {
     let text = d.join("notes.txt");
     std::fs::write(&text, "this is not a kernel\n".repeat(100)).unwrap();
     let random = d.join("random.img");
-    std::fs::write(&random, (0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &random,
+        (0..1_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let elf = d.join("true.elf");
     std::fs::copy("/bin/true", &elf).unwrap();
     for img in [&text, &random, &elf] {
-        let args = vec!["matrix".into(), "--kernel".into(), s(img), "--case".into(), "tcp.refused".into(), "--init-binary".into(), s(&init), "--vm-timeout".into(), "60".into()];
-        let line = guest_row(matrix_cmd(&args, &cache), &cache, 69, &["did not boot", "custom", "x86-64 kernel image"], &logs);
+        let args = vec![
+            "matrix".into(),
+            "--kernel".into(),
+            s(img),
+            "--case".into(),
+            "tcp.refused".into(),
+            "--init-binary".into(),
+            s(&init),
+            "--vm-timeout".into(),
+            "60".into(),
+        ];
+        let line = guest_row(
+            matrix_cmd(&args, &cache),
+            &cache,
+            69,
+            &["did not boot", "custom", "x86-64 kernel image"],
+            &logs,
+        );
         report.push(format!("{}: {line}", img.file_name().unwrap().to_string_lossy()));
     }
     // A real kernel whose /init exits at once: the kernel panics.
@@ -443,11 +763,20 @@ fn images_that_do_not_boot() {
                 "--vm-timeout".into(),
                 "120".into(),
             ];
-            let line = guest_row(matrix_cmd(&args, &cache), &cache, 69, &["did not boot", "console"], &logs);
+            let line = guest_row(
+                matrix_cmd(&args, &cache),
+                &cache,
+                69,
+                &["did not boot", "console"],
+                &logs,
+            );
             let out = matrix_cmd(&args, &cache).output().unwrap();
             let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let warnings = m["kernels"][0]["warnings"].to_string();
-            assert!(warnings.contains("Kernel panic"), "the panic is reported among the kernel's warnings: {warnings}");
+            assert!(
+                warnings.contains("Kernel panic"),
+                "the panic is reported among the kernel's warnings: {warnings}"
+            );
             wait_gone(Duration::from_secs(20)).expect("processes left");
             report.push(format!("a kernel that panics at boot: {line}; warnings {warnings}"));
         }
@@ -456,6 +785,9 @@ fn images_that_do_not_boot() {
     for l in &report {
         eprintln!("    image {l}");
     }
-    eprintln!("hostile: images that do not boot: {} (exit 69, no QEMU left, nothing in the cache but the run's logs)", report.len());
+    eprintln!(
+        "hostile: images that do not boot: {} (exit 69, no QEMU left, nothing in the cache but the run's logs)",
+        report.len()
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -35,7 +35,12 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
 
     // A full run.
     let t = Instant::now();
-    let st = Command::new(BIN).args(["run", "--format", "json"]).env("TMPDIR", &tmp).stdout(Stdio::null()).status().unwrap();
+    let st = Command::new(BIN)
+        .args(["run", "--format", "json"])
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(0), "kharness run exited {st:?}");
     wait_gone(Duration::from_secs(20)).expect("processes left by a full run");
     let f = base.check(&|_, _| false);
@@ -62,7 +67,18 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
     let full = env_usize("KHARNESS_HYGIENE_FULL_MATRIX", 0) > 0;
     let mut cases: Vec<&str> = Vec::new();
     if !full {
-        for c in ["tcp.refused", "unix.abstract", "neigh.add_dump", "route.monitor", "rule.uid_range", "raw.rp_filter", "packet.tx_ring", "sctp.one_to_one", "sockopt.roundtrip", "procfs.socket_inode"] {
+        for c in [
+            "tcp.refused",
+            "unix.abstract",
+            "neigh.add_dump",
+            "route.monitor",
+            "rule.uid_range",
+            "raw.rp_filter",
+            "packet.tx_ring",
+            "sctp.one_to_one",
+            "sockopt.roundtrip",
+            "procfs.socket_inode",
+        ] {
             cases.extend(["--case", c]);
         }
     }
@@ -78,19 +94,33 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
         .output()
         .unwrap();
     let progress = String::from_utf8_lossy(&out.stderr);
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no matrix report ({e}):\n{progress}"));
+    let m: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no matrix report ({e}):\n{progress}"));
     let mut lines = Vec::new();
     for kr in m["kernels"].as_array().into_iter().flatten() {
         let status = kr["status"].as_str().unwrap_or("?");
         lines.push(format!("{} {status}", kr["name"].as_str().unwrap_or("?")));
         // A kernel missing from the cache would be fetched: not here.
-        assert_ne!(status, "unavailable", "kernel {} is not cached: {}", kr["name"], kr["problem"]);
+        assert_ne!(
+            status, "unavailable",
+            "kernel {} is not cached: {}",
+            kr["name"], kr["problem"]
+        );
     }
-    assert_eq!(out.status.code(), Some(0), "kharness matrix: {}\n{progress}", lines.join(", "));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kharness matrix: {}\n{progress}",
+        lines.join(", ")
+    );
     wait_gone(Duration::from_secs(20)).expect("processes left by a full matrix run (QEMU?)");
     // The run's logs are all it adds to the cache.
     let f = base.check(&|dir, rel| dir == cache.as_path() && rel.starts_with("runs"));
-    assert!(f.leaks.is_empty(), "a full matrix run left:\n  {}", f.leaks.join("\n  "));
+    assert!(
+        f.leaks.is_empty(),
+        "a full matrix run left:\n  {}",
+        f.leaks.join("\n  ")
+    );
     if let Some(d) = diff(&host_before, &host_snapshot()) {
         panic!("a full `kharness matrix` changed the host namespace:\n{d}");
     }

@@ -67,7 +67,11 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
 /// state just before the kill.
 fn kill_at(mut cmd: Command, at: Duration, probe: &dyn Fn() -> String) -> Point {
     let start = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start kharness");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kharness");
     let rx = lines_of(&mut child);
     let mut results = 0;
     let mut finished_first = false;
@@ -102,9 +106,21 @@ fn kill_at(mut cmd: Command, at: Duration, probe: &dyn Fn() -> String) -> Point 
         out.push('\n');
     }
     let gone_in = wait_gone(Duration::from_secs(20)).unwrap_or_else(|left| {
-        panic!("killed at {at:?}: processes still there after 20 s:\n{}", left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))
+        panic!(
+            "killed at {at:?}: processes still there after 20 s:\n{}",
+            left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+        )
     });
-    Point { at, results, running, qemu, finished_first, gone_in, out, state }
+    Point {
+        at,
+        results,
+        running,
+        qemu,
+        finished_first,
+        gone_in,
+        out,
+        state,
+    }
 }
 
 fn run_cmd(tmp: &Path) -> Command {
@@ -127,7 +143,9 @@ fn nothing_allowed(_: &Path, _: &Path) -> bool {
 
 /// Kill points spread over `[0, span]`, in the middle of each slice.
 fn spread(points: usize, span: Duration) -> Vec<Duration> {
-    (0..points).map(|i| span.mul_f64((i as f64 + 0.5) / points as f64)).collect()
+    (0..points)
+        .map(|i| span.mul_f64((i as f64 + 0.5) / points as f64))
+        .collect()
 }
 
 #[test]
@@ -166,8 +184,15 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() {
         netns_after = (netns_after.0.min(n), netns_after.1.max(n));
         table.push(p);
     }
-    eprintln!("kill: `kharness run` ({} ms unkilled), SIGKILL at {} points:", whole.as_millis(), table.len());
-    eprintln!("  {:>8} {:>8} {:>8} {:>10}  after", "kill at", "results", "running", "gone in");
+    eprintln!(
+        "kill: `kharness run` ({} ms unkilled), SIGKILL at {} points:",
+        whole.as_millis(),
+        table.len()
+    );
+    eprintln!(
+        "  {:>8} {:>8} {:>8} {:>10}  after",
+        "kill at", "results", "running", "gone in"
+    );
     for p in &table {
         eprintln!(
             "  {:>5} ms {:>8} {:>8} {:>7} ms  {}",
@@ -175,11 +200,19 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() {
             p.results,
             p.running,
             p.gone_in.as_millis(),
-            if p.finished_first { "(the run had ended)" } else { "clean" }
+            if p.finished_first {
+                "(the run had ended)"
+            } else {
+                "clean"
+            }
         );
     }
     let during = table.iter().filter(|p| !p.finished_first && p.results > 0).count();
-    eprintln!("kill: {} points, {} while cases ran, every one clean", table.len(), during);
+    eprintln!(
+        "kill: {} points, {} while cases ran, every one clean",
+        table.len(),
+        during
+    );
     eprintln!(
         "kill: distinct network namespaces held (own, threads', fds'): {} before, {}–{} after the kills; nsfs and other mounts, host links, files in TMPDIR unchanged",
         base.netns_count().0,
@@ -193,28 +226,51 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() {
     let mut killed_cases = 0;
     for (i, at) in spread(case_points, whole.mul_f64(0.85)).into_iter().enumerate() {
         let Some((victim, out, code)) = kill_one_case(&tmp, at) else {
-            eprintln!("kill: the run ended before a case could be killed at {} ms", at.as_millis());
+            eprintln!(
+                "kill: the run ended before a case could be killed at {} ms",
+                at.as_millis()
+            );
             wait_gone(Duration::from_secs(20)).expect("processes left by a run");
             continue;
         };
         killed_cases += 1;
-        let results: Vec<serde_json::Value> =
-            out.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["type"] == "result").collect();
+        let results: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "result")
+            .collect();
         let failed: Vec<&serde_json::Value> = results.iter().filter(|r| r["outcome"] == "fail").collect();
-        let killed = results.iter().find(|r| r["case"] == victim.as_str()).unwrap_or_else(|| panic!("no result for the killed case {victim}"));
+        let killed = results
+            .iter()
+            .find(|r| r["case"] == victim.as_str())
+            .unwrap_or_else(|| panic!("no result for the killed case {victim}"));
         match killed["outcome"].as_str() {
             Some("fail") => {
                 let reason = killed["reason"].as_str().unwrap_or("");
-                assert!(reason.contains("without a result") && reason.contains("SIGKILL"), "{victim}: {reason}");
+                assert!(
+                    reason.contains("without a result") && reason.contains("SIGKILL"),
+                    "{victim}: {reason}"
+                );
                 assert_eq!((code, failed.len()), (1, 1), "only the killed case fails: {failed:?}");
             }
-            other => assert!(failed.is_empty() && code == 0, "{victim} ended {other:?} before the kill; others failed: {failed:?}"),
+            other => assert!(
+                failed.is_empty() && code == 0,
+                "{victim} ended {other:?} before the kill; others failed: {failed:?}"
+            ),
         }
         wait_gone(Duration::from_secs(20)).expect("processes left after a case kill");
         assert_clean(&base, &format!("case kill {i} ({victim})"), &nothing_allowed);
-        eprintln!("kill: case process {victim} SIGKILLed at {} ms: reported {}, run went on to {} results, exit {code}", at.as_millis(), killed["outcome"], results.len());
+        eprintln!(
+            "kill: case process {victim} SIGKILLed at {} ms: reported {}, run went on to {} results, exit {code}",
+            at.as_millis(),
+            killed["outcome"],
+            results.len()
+        );
     }
-    assert!(killed_cases * 2 >= case_points, "only {killed_cases} of {case_points} case kills happened");
+    assert!(
+        killed_cases * 2 >= case_points,
+        "only {killed_cases} of {case_points} case kills happened"
+    );
 
     if let Some(d) = diff(&host_before, &host_snapshot()) {
         panic!("the host namespace changed:\n{d}");
@@ -227,7 +283,11 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() {
 /// run ended first).
 fn kill_one_case(tmp: &Path, at: Duration) -> Option<(String, String, i32)> {
     let start = Instant::now();
-    let mut child = run_cmd(tmp).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = run_cmd(tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let runner = child.id();
     let rx = lines_of(&mut child);
     let mut out = String::new();
@@ -240,9 +300,14 @@ fn kill_one_case(tmp: &Path, at: Duration) -> Option<(String, String, i32)> {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Between two cases there may be none for a moment.
-                let case = processes().into_iter().find(|p| p.ppid == runner && p.cmdline.contains("__case"));
+                let case = processes()
+                    .into_iter()
+                    .find(|p| p.ppid == runner && p.cmdline.contains("__case"));
                 if let Some(p) = case {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p.pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                     victim = Some(case_name(&p.cmdline));
                 }
             }
@@ -298,28 +363,45 @@ fn sigkill_of_matrix_leaks_nothing() {
     let host_before = host_snapshot();
     let cmd = || {
         let mut c = Command::new(BIN);
-        c.args(["matrix", "host", "--case", "tcp.refused", "--case", "unix.oob", "--format", "json"])
-            .arg("--kernel")
-            .arg(&k.image)
-            .arg("--modules")
-            .arg(&k.modules)
-            .arg("--init-binary")
-            .arg(&k.init)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .env("TMPDIR", &tmp);
+        c.args([
+            "matrix",
+            "host",
+            "--case",
+            "tcp.refused",
+            "--case",
+            "unix.oob",
+            "--format",
+            "json",
+        ])
+        .arg("--kernel")
+        .arg(&k.image)
+        .arg("--modules")
+        .arg(&k.modules)
+        .arg("--init-binary")
+        .arg(&k.init)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("TMPDIR", &tmp);
         c
     };
     // The whole run: its logs stay (the only thing a run adds to the cache).
     let t = Instant::now();
     let out = cmd().stderr(Stdio::null()).output().unwrap();
     let whole = t.elapsed();
-    assert_eq!(out.status.code(), Some(0), "unkilled matrix run: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "unkilled matrix run: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     wait_gone(Duration::from_secs(20)).expect("processes left by a whole matrix run");
     let runs_dir = |p: &Path| p.starts_with("runs");
     assert_clean(&base, "a whole matrix run", &|_, p| runs_dir(p));
     let logs = tree(&cache.join("runs"));
-    assert!(logs.iter().any(|p| p.ends_with("console.log")), "a finished run keeps its logs: {logs:?}");
+    assert!(
+        logs.iter().any(|p| p.ends_with("console.log")),
+        "a finished run keeps its logs: {logs:?}"
+    );
     // (The empty `runs/` a first run makes stays: it is the cache's layout.)
     for e in std::fs::read_dir(cache.join("runs")).unwrap().flatten() {
         let _ = std::fs::remove_dir_all(e.path());
@@ -331,7 +413,9 @@ fn sigkill_of_matrix_leaks_nothing() {
         let p = kill_at(cmd(), at, &String::new);
         // Logs stay only with a report that was printed whole.
         let reported = serde_json::from_str::<serde_json::Value>(&p.out).is_ok();
-        assert_clean(&base, &format!("`kharness matrix` killed at {:?}", p.at), &|_, rel| reported && runs_dir(rel));
+        assert_clean(&base, &format!("`kharness matrix` killed at {:?}", p.at), &|_, rel| {
+            reported && runs_dir(rel)
+        });
         for e in std::fs::read_dir(cache.join("runs")).unwrap().flatten() {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -402,7 +486,10 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
         match rel.strip_prefix("kernels").ok().and_then(|r| r.components().next()) {
             Some(entry) => {
                 let e = dir.join("kernels").join(entry);
-                *whole_entries.borrow_mut().entry(e.clone()).or_insert_with(|| fake.entry_complete(&e).is_ok())
+                *whole_entries
+                    .borrow_mut()
+                    .entry(e.clone())
+                    .or_insert_with(|| fake.entry_complete(&e).is_ok())
             }
             None => false,
         }
@@ -411,9 +498,17 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
     // The whole run, timed by its progress lines: when the fetch ends.
     fresh();
     let t = Instant::now();
-    let mut child = fake.matrix(&cache, &fake.deb).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = fake
+        .matrix(&cache, &fake.deb)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut fetched = None;
-    for l in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+    for l in BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
         if fetched.is_none() && l.starts_with("[fake] initramfs") {
             fetched = Some(t.elapsed());
         }
@@ -422,7 +517,11 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
     let whole = t.elapsed();
     assert_eq!(st.code(), Some(0), "the unkilled run with the stand-in archive failed");
     let fetched = fetched.expect("a fetch stage line");
-    let entries: Vec<_> = std::fs::read_dir(cache.join("kernels")).unwrap().flatten().map(|e| e.path()).collect();
+    let entries: Vec<_> = std::fs::read_dir(cache.join("kernels"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     fake.entry_complete(&entries[0]).unwrap();
     wait_gone(Duration::from_secs(20)).expect("processes left by the fetching run");
@@ -438,15 +537,26 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
         // Before the kill: what the cache is building.
         let probe = || {
             let names: Vec<String> = std::fs::read_dir(cache.join("kernels"))
-                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().chars().take(5).collect()).collect())
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().chars().take(5).collect())
+                        .collect()
+                })
                 .unwrap_or_default();
             let files = tree(&cache).len();
             format!("{files} paths, kernels/ {names:?}")
         };
         let p = kill_at(fake.matrix(&cache, &fake.deb), at, &probe);
         assert_clean(&base, &format!("the fetch killed at {:?}", p.at), &allowed);
-        let entry = std::fs::read_dir(cache.join("kernels")).map(|d| d.flatten().count()).unwrap_or(0);
-        outcomes.push(format!("{} ms ({}) → {}", p.at.as_millis(), p.state, if entry > 0 { "a whole entry" } else { "no entry" }));
+        let entry = std::fs::read_dir(cache.join("kernels"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0);
+        outcomes.push(format!(
+            "{} ms ({}) → {}",
+            p.at.as_millis(),
+            p.state,
+            if entry > 0 { "a whole entry" } else { "no entry" }
+        ));
     }
     eprintln!(
         "kill: fetch ({} ms of {} ms unkilled) SIGKILLed at {}; never a partial entry, a temp directory or a partial download left",
@@ -456,7 +566,12 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
     );
     // What the last kill left is what a later run trusts: it must boot.
     let out = fake.matrix(&cache, &fake.deb).stderr(Stdio::null()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "a run after the kills: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a run after the kills: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     wait_gone(Duration::from_secs(20)).expect("processes left");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -27,10 +27,22 @@ struct Load(Vec<Child>, String);
 impl Load {
     fn start() -> Load {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        if let Ok(c) = Command::new("stress-ng").args(["--cpu", &cpus.to_string(), "--quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+        if let Ok(c) = Command::new("stress-ng")
+            .args(["--cpu", &cpus.to_string(), "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
             return Load(vec![c], format!("stress-ng --cpu {cpus}"));
         }
-        let kids = (0..cpus).map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh")).collect();
+        let kids = (0..cpus)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("sh")
+            })
+            .collect();
         Load(kids, format!("{cpus} shell busy loops"))
     }
 }
@@ -39,14 +51,19 @@ impl Drop for Load {
     fn drop(&mut self) {
         for c in &mut self.0 {
             // stress-ng's workers are its children: its group goes with it.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGINT);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
             let _ = c.wait();
         }
     }
 }
 
 fn json_lines(out: &str) -> Vec<Value> {
-    out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 #[test]
@@ -57,7 +74,10 @@ fn every_case_gives_the_same_verdict_every_time() {
     let t = std::time::Instant::now();
     let (code, out, err) = kharness(&["run", "--repeat", &n.to_string(), "--format", "json"]);
     let wall = t.elapsed();
-    let under = load.as_ref().map(|l| format!(", under load ({})", l.1)).unwrap_or_default();
+    let under = load
+        .as_ref()
+        .map(|l| format!(", under load ({})", l.1))
+        .unwrap_or_default();
     drop(load);
     let lines = json_lines(&out);
     let summaries: Vec<&Value> = lines.iter().filter(|v| v["type"] == "case_summary").collect();
@@ -65,11 +85,19 @@ fn every_case_gives_the_same_verdict_every_time() {
     assert_eq!(lines[0]["repeat"], n as u64);
     assert_eq!(summaries.len(), if n > 1 { cases } else { 0 });
     eprintln!("repeat: kharness run --repeat {n}{under}: {:.1} s", wall.as_secs_f64());
-    eprintln!("  {:<32} {:>5} {:>6} {:>6} {:>6}  outcomes", "case", "runs", "min", "median", "max");
+    eprintln!(
+        "  {:<32} {:>5} {:>6} {:>6} {:>6}  outcomes",
+        "case", "runs", "min", "median", "max"
+    );
     let mut flaky = Vec::new();
     for s in &summaries {
-        let (runs, passed, failed, skipped, xfailed) =
-            (s["runs"].as_u64().unwrap(), s["passed"].as_u64().unwrap(), s["failed"].as_u64().unwrap(), s["skipped"].as_u64().unwrap(), s["xfailed"].as_u64().unwrap());
+        let (runs, passed, failed, skipped, xfailed) = (
+            s["runs"].as_u64().unwrap(),
+            s["passed"].as_u64().unwrap(),
+            s["failed"].as_u64().unwrap(),
+            s["skipped"].as_u64().unwrap(),
+            s["xfailed"].as_u64().unwrap(),
+        );
         let d = &s["duration_ms"];
         eprintln!(
             "  {:<32} {:>5} {:>6} {:>6} {:>6}  {passed} pass, {failed} fail, {skipped} skip, {xfailed} xfail",
@@ -84,12 +112,23 @@ fn every_case_gives_the_same_verdict_every_time() {
             let reasons: Vec<String> = lines
                 .iter()
                 .filter(|r| r["type"] == "result" && r["case"] == s["case"] && r["outcome"] != "pass")
-                .map(|r| format!("#{} {}: {}", r["repetition"], r["outcome"], r["reason"].as_str().unwrap_or("")))
+                .map(|r| {
+                    format!(
+                        "#{} {}: {}",
+                        r["repetition"],
+                        r["outcome"],
+                        r["reason"].as_str().unwrap_or("")
+                    )
+                })
                 .collect();
             flaky.push(format!("{}: {}", s["case"].as_str().unwrap(), reasons.join("; ")));
         }
     }
-    assert!(flaky.is_empty(), "cases that did not give the same verdict in all {n} runs:\n  {}", flaky.join("\n  "));
+    assert!(
+        flaky.is_empty(),
+        "cases that did not give the same verdict in all {n} runs:\n  {}",
+        flaky.join("\n  ")
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -101,25 +140,68 @@ fn repeat_reports_each_repetition_and_fails_if_one_fails() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2 cases × 3 repetitions"), "{out}");
     assert!(out.contains("tcp.refused #3"), "{out}");
-    let table = out.split("per case over 3 repetitions:").nth(1).unwrap_or_else(|| panic!("no per-case table: {out}"));
+    let table = out
+        .split("per case over 3 repetitions:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no per-case table: {out}"));
     for c in ["tcp.refused", "unix.oob"] {
-        let row = table.lines().find(|l| l.trim_start().starts_with(c)).unwrap_or_else(|| panic!("no row for {c}: {table}"));
-        assert!(row.contains(" 3 ") && row.contains("3 passed") && row.contains(" ms "), "{row}");
+        let row = table
+            .lines()
+            .find(|l| l.trim_start().starts_with(c))
+            .unwrap_or_else(|| panic!("no row for {c}: {table}"));
+        assert!(
+            row.contains(" 3 ") && row.contains("3 passed") && row.contains(" ms "),
+            "{row}"
+        );
     }
     assert!(out.contains("6 passed, 0 failed"), "{out}");
 
     // Failing: cases killed at a hundredth of their timeout fail in every
     // repetition; the run exits 1 and the summary names the repetitions.
-    let (code, out, _) = kharness(&["run", "tcp.drain[loopback]", "--repeat", "2", "--timeout-scale", "0.001", "--format", "json"]);
+    let (code, out, _) = kharness(&[
+        "run",
+        "tcp.drain[loopback]",
+        "--repeat",
+        "2",
+        "--timeout-scale",
+        "0.001",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 1);
     let lines = json_lines(&out);
-    let reps: Vec<u64> = lines.iter().filter(|v| v["type"] == "result" && v["case"] == "tcp.drain[loopback]").map(|v| v["repetition"].as_u64().unwrap()).collect();
-    assert_eq!({ let mut r = reps; r.sort(); r }, [1, 2]);
-    let drain = lines.iter().find(|v| v["type"] == "case_summary" && v["case"] == "tcp.drain[loopback]").expect("a case_summary");
-    assert_eq!((drain["runs"].as_u64(), drain["failed"].as_u64()), (Some(2), Some(2)), "{drain}");
+    let reps: Vec<u64> = lines
+        .iter()
+        .filter(|v| v["type"] == "result" && v["case"] == "tcp.drain[loopback]")
+        .map(|v| v["repetition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        {
+            let mut r = reps;
+            r.sort();
+            r
+        },
+        [1, 2]
+    );
+    let drain = lines
+        .iter()
+        .find(|v| v["type"] == "case_summary" && v["case"] == "tcp.drain[loopback]")
+        .expect("a case_summary");
+    assert_eq!(
+        (drain["runs"].as_u64(), drain["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{drain}"
+    );
     assert_eq!(drain["failed_repetitions"], serde_json::json!([1, 2]));
     let d = &drain["duration_ms"];
-    assert!(d["min"].as_u64() <= d["median"].as_u64() && d["median"].as_u64() <= d["max"].as_u64(), "{d}");
+    assert!(
+        d["min"].as_u64() <= d["median"].as_u64() && d["median"].as_u64() <= d["max"].as_u64(),
+        "{d}"
+    );
     let summary = lines.last().unwrap();
-    assert_eq!((summary["type"].as_str(), summary["failed"].as_u64()), (Some("summary"), Some(2)), "{summary}");
+    assert_eq!(
+        (summary["type"].as_str(), summary["failed"].as_u64()),
+        (Some("summary"), Some(2)),
+        "{summary}"
+    );
 }

@@ -34,7 +34,13 @@ struct Peaks {
 }
 
 fn status_field(status: &str, key: &str) -> Option<u64> {
-    status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Samples `pid` until it is gone.
@@ -42,13 +48,28 @@ fn sample(pid: u32) -> Peaks {
     let mut p = Peaks::default();
     let dir = format!("/proc/{pid}");
     // Until it is gone, or a zombie (which has no memory left to report).
-    while let Some((status, hwm)) = std::fs::read_to_string(format!("{dir}/status")).ok().and_then(|s| status_field(&s, "VmHWM:").map(|h| (s, h))) {
+    while let Some((status, hwm)) = std::fs::read_to_string(format!("{dir}/status"))
+        .ok()
+        .and_then(|s| status_field(&s, "VmHWM:").map(|h| (s, h)))
+    {
         p.hwm_kib = p.hwm_kib.max(hwm);
         p.threads = p.threads.max(status_field(&status, "Threads:").unwrap_or(0));
-        p.fds = p.fds.max(std::fs::read_dir(format!("{dir}/fd")).map(|d| d.count() as u64).unwrap_or(0));
+        p.fds = p.fds.max(
+            std::fs::read_dir(format!("{dir}/fd"))
+                .map(|d| d.count() as u64)
+                .unwrap_or(0),
+        );
         // Each thread lists the children it started.
         let kids: u64 = std::fs::read_dir(format!("{dir}/task"))
-            .map(|d| d.flatten().map(|t| std::fs::read_to_string(t.path().join("children")).map(|c| c.split_whitespace().count() as u64).unwrap_or(0)).sum())
+            .map(|d| {
+                d.flatten()
+                    .map(|t| {
+                        std::fs::read_to_string(t.path().join("children"))
+                            .map(|c| c.split_whitespace().count() as u64)
+                            .unwrap_or(0)
+                    })
+                    .sum()
+            })
             .unwrap_or(0);
         p.children = p.children.max(kids);
         p.samples += 1;
@@ -59,12 +80,20 @@ fn sample(pid: u32) -> Peaks {
 
 /// Runs `cmd` and samples it; returns its exit code, stdout and peaks.
 fn measure(mut cmd: Command) -> (i32, String, Peaks) {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start kharness");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kharness");
     let pid = child.id();
     let sampler = std::thread::spawn(move || sample(pid));
     let out = child.wait_with_output().unwrap();
     let peaks = sampler.join().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), peaks)
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        peaks,
+    )
 }
 
 #[test]
@@ -73,10 +102,21 @@ fn run_at_jobs_16_stays_bounded() {
     let jobs = 16u64;
     let repeat = env_usize("KHARNESS_RESOURCE_REPEAT", 2);
     let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--format", "json", "--jobs", &jobs.to_string(), "--repeat", &repeat.to_string()]);
+    cmd.args([
+        "run",
+        "--format",
+        "json",
+        "--jobs",
+        &jobs.to_string(),
+        "--repeat",
+        &repeat.to_string(),
+    ]);
     let (code, out, p) = measure(cmd);
     let results = out.lines().filter(|l| l.contains("\"type\":\"result\"")).count();
-    let failed: Vec<&str> = out.lines().filter(|l| l.contains("\"type\":\"result\"") && l.contains("\"outcome\":\"fail\"")).collect();
+    let failed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("\"type\":\"result\"") && l.contains("\"outcome\":\"fail\""))
+        .collect();
     eprintln!(
         "resources: kharness run --jobs {jobs} --repeat {repeat}: {results} results; runner peak RSS {:.1} MiB, at most {} threads, {} fds, {} case processes at once ({} samples)",
         p.hwm_kib as f64 / 1024.0,
@@ -85,7 +125,11 @@ fn run_at_jobs_16_stays_bounded() {
         p.children,
         p.samples
     );
-    assert!(failed.is_empty() && code == 0, "cases failed at --jobs {jobs}:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty() && code == 0,
+        "cases failed at --jobs {jobs}:\n{}",
+        failed.join("\n")
+    );
     assert!(p.samples > 10, "too few samples: {p:?}");
     assert!(p.hwm_kib < RSS_LIMIT_KIB, "runner peak RSS {} KiB ≥ 64 MiB", p.hwm_kib);
     // Per job: its worker thread, and per case process two pipe readers and
@@ -95,7 +139,11 @@ fn run_at_jobs_16_stays_bounded() {
     // Plus a fixed few.
     assert!(p.threads <= 4 * jobs + 8, "{} threads at --jobs {jobs}", p.threads);
     assert!(p.fds <= 7 * jobs + 16, "{} fds at --jobs {jobs}", p.fds);
-    assert!(p.children <= jobs, "{} case processes at once at --jobs {jobs}", p.children);
+    assert!(
+        p.children <= jobs,
+        "{} case processes at once at --jobs {jobs}",
+        p.children
+    );
 }
 
 #[test]
@@ -105,11 +153,21 @@ fn matrix_runner_stays_under_64_mib() {
     let cache = d.join("cache");
     // The host column only: no QEMU needed.
     let mut cmd = Command::new(BIN);
-    cmd.args(["matrix", "host", "--format", "json", "--cache-dir"]).arg(&cache);
+    cmd.args(["matrix", "host", "--format", "json", "--cache-dir"])
+        .arg(&cache);
     let (code, _, host) = measure(cmd);
     assert_eq!(code, 0);
-    eprintln!("resources: kharness matrix host: runner peak RSS {:.1} MiB, at most {} threads, {} fds", host.hwm_kib as f64 / 1024.0, host.threads, host.fds);
-    assert!(host.hwm_kib < RSS_LIMIT_KIB, "matrix (host) peak RSS {} KiB ≥ 64 MiB", host.hwm_kib);
+    eprintln!(
+        "resources: kharness matrix host: runner peak RSS {:.1} MiB, at most {} threads, {} fds",
+        host.hwm_kib as f64 / 1024.0,
+        host.threads,
+        host.fds
+    );
+    assert!(
+        host.hwm_kib < RSS_LIMIT_KIB,
+        "matrix (host) peak RSS {} KiB ≥ 64 MiB",
+        host.hwm_kib
+    );
 
     let k = match cached_kernel() {
         Ok(k) => k,
@@ -121,14 +179,22 @@ fn matrix_runner_stays_under_64_mib() {
     // A guest and the host: the initramfs (with the tens-of-MB static /init)
     // is built by streaming, never held in memory.
     let mut cmd = Command::new(BIN);
-    cmd.args(["matrix", "host", "--format", "json", "--case", "tcp.refused", "--cache-dir"])
-        .arg(&cache)
-        .arg("--kernel")
-        .arg(&k.image)
-        .arg("--modules")
-        .arg(&k.modules)
-        .arg("--init-binary")
-        .arg(&k.init);
+    cmd.args([
+        "matrix",
+        "host",
+        "--format",
+        "json",
+        "--case",
+        "tcp.refused",
+        "--cache-dir",
+    ])
+    .arg(&cache)
+    .arg("--kernel")
+    .arg(&k.image)
+    .arg("--modules")
+    .arg(&k.modules)
+    .arg("--init-binary")
+    .arg(&k.init);
     let (code, _, guest) = measure(cmd);
     assert_eq!(code, 0);
     let init_mib = std::fs::metadata(&k.init).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
@@ -138,7 +204,11 @@ fn matrix_runner_stays_under_64_mib() {
         guest.threads,
         guest.fds
     );
-    assert!(guest.hwm_kib < RSS_LIMIT_KIB, "matrix peak RSS {} KiB ≥ 64 MiB", guest.hwm_kib);
+    assert!(
+        guest.hwm_kib < RSS_LIMIT_KIB,
+        "matrix peak RSS {} KiB ≥ 64 MiB",
+        guest.hwm_kib
+    );
 
     // A fetch too: a kernel package (served by a stand-in apt) unpacked by
     // streaming it from disk.
@@ -152,7 +222,11 @@ fn matrix_runner_stays_under_64_mib() {
                 "resources: kharness matrix with a fetch ({deb_mib:.0} MiB package) and a boot: runner peak RSS {:.1} MiB",
                 fetch.hwm_kib as f64 / 1024.0
             );
-            assert!(fetch.hwm_kib < RSS_LIMIT_KIB, "matrix with a fetch: peak RSS {} KiB ≥ 64 MiB", fetch.hwm_kib);
+            assert!(
+                fetch.hwm_kib < RSS_LIMIT_KIB,
+                "matrix with a fetch: peak RSS {} KiB ≥ 64 MiB",
+                fetch.hwm_kib
+            );
         }
         Err(why) => eprintln!("resources: fetch skipped: {why}"),
     }

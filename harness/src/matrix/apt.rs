@@ -39,11 +39,15 @@ pub fn parse_one_line(text: &str) -> Vec<SourceEntry> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else { continue };
+        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
+            continue;
+        };
         let mut rest = rest.trim_start();
         let mut signed_by = None;
         if let Some(r) = rest.strip_prefix('[') {
-            let Some((opts, after)) = r.split_once(']') else { continue };
+            let Some((opts, after)) = r.split_once(']') else {
+                continue;
+            };
             for opt in opts.split_whitespace() {
                 if let Some(v) = opt.strip_prefix("signed-by=") {
                     signed_by = Some(v.to_string());
@@ -52,7 +56,9 @@ pub fn parse_one_line(text: &str) -> Vec<SourceEntry> {
             rest = after.trim_start();
         }
         let mut words = rest.split_whitespace();
-        let (Some(uri), Some(suite)) = (words.next(), words.next()) else { continue };
+        let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
+            continue;
+        };
         out.push(SourceEntry {
             uris: vec![uri.to_string()],
             suites: vec![suite.to_string()],
@@ -68,8 +74,17 @@ pub fn parse_one_line(text: &str) -> Vec<SourceEntry> {
 pub fn parse_deb822(text: &str) -> Vec<SourceEntry> {
     let mut out = Vec::new();
     for stanza in split_stanzas(text) {
-        let get = |k: &str| stanza.iter().find(|(f, _)| f.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
-        let words = |k: &str| get(k).map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
+        let get = |k: &str| {
+            stanza
+                .iter()
+                .find(|(f, _)| f.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
+        };
+        let words = |k: &str| {
+            get(k)
+                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
         if !words("Types").iter().any(|t| t == "deb") {
             continue;
         }
@@ -146,8 +161,19 @@ pub fn system_sources(root: &Path) -> Vec<SourceEntry> {
 }
 
 const DEBIAN_CODENAMES: &[&str] = &[
-    "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "oldoldstable", "oldstable", "stable",
-    "testing", "unstable", "experimental",
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "duke",
+    "sid",
+    "oldoldstable",
+    "oldstable",
+    "stable",
+    "testing",
+    "unstable",
+    "experimental",
 ];
 
 fn is_debian_suite(suite: &str) -> bool {
@@ -165,8 +191,16 @@ pub fn archive_for_suite(entries: &[SourceEntry], suite: &str) -> Option<(String
     let want_security = is_security(suite);
     entries
         .iter()
-        .filter(|e| e.suites.iter().any(|s| is_debian_suite(s) && is_security(s) == want_security))
-        .find_map(|e| e.uris.first().map(|u| (u.trim_end_matches('/').to_string(), e.signed_by.clone())))
+        .filter(|e| {
+            e.suites
+                .iter()
+                .any(|s| is_debian_suite(s) && is_security(s) == want_security)
+        })
+        .find_map(|e| {
+            e.uris
+                .first()
+                .map(|u| (u.trim_end_matches('/').to_string(), e.signed_by.clone()))
+        })
 }
 
 /// Compares Debian version strings as dpkg does (epoch, upstream, revision;
@@ -209,8 +243,14 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
             }
             let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
             let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
-            let na = std::str::from_utf8(&a[..da]).ok().and_then(|s| s.parse::<u128>().ok()).unwrap_or(0);
-            let nb = std::str::from_utf8(&b[..db]).ok().and_then(|s| s.parse::<u128>().ok()).unwrap_or(0);
+            let na = std::str::from_utf8(&a[..da])
+                .ok()
+                .and_then(|s| s.parse::<u128>().ok())
+                .unwrap_or(0);
+            let nb = std::str::from_utf8(&b[..db])
+                .ok()
+                .and_then(|s| s.parse::<u128>().ok())
+                .unwrap_or(0);
             if na != nb {
                 return na.cmp(&nb);
             }
@@ -232,7 +272,9 @@ pub fn parse_madison(text: &str) -> Vec<(String, String, String)> {
         if cols.len() < 3 || !cols[2].ends_with("Packages") {
             continue;
         }
-        let Some(dist) = cols[2].split_whitespace().nth(1) else { continue };
+        let Some(dist) = cols[2].split_whitespace().nth(1) else {
+            continue;
+        };
         let suite = dist.split('/').next().unwrap_or(dist);
         let suite = suite.strip_suffix("/updates").unwrap_or(suite);
         out.push((cols[0].to_string(), cols[1].to_string(), suite.to_string()));
@@ -268,7 +310,12 @@ pub fn candidates(spec: &DebianSpec, rows: &[(String, String, String)]) -> Vec<C
         if !spec.suites.contains(suite) {
             continue;
         }
-        let Some((rank, cap)) = spec.image.iter().enumerate().find_map(|(i, p)| capture(p, name).map(|c| (i, c))) else {
+        let Some((rank, cap)) = spec
+            .image
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| capture(p, name).map(|c| (i, c)))
+        else {
             continue;
         };
         let c = Candidate {
@@ -277,7 +324,10 @@ pub fn candidates(spec: &DebianSpec, rows: &[(String, String, String)]) -> Vec<C
             suite: suite.clone(),
             modules_package: spec.modules_package.as_ref().map(|m| fill(m, cap)),
         };
-        if !found.iter().any(|(_, o)| o.package == c.package && o.version == c.version) {
+        if !found
+            .iter()
+            .any(|(_, o)| o.package == c.package && o.version == c.version)
+        {
             found.push((rank, c));
         }
     }
@@ -328,7 +378,10 @@ pub struct AptStore {
 
 fn tail(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("W: Download is performed unsandboxed")).collect();
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("W: Download is performed unsandboxed"))
+        .collect();
     lines[lines.len().saturating_sub(4)..].join(" | ")
 }
 
@@ -340,7 +393,12 @@ impl AptStore {
 
     /// Writes the sources list for `suites`, each from the system's archive
     /// of its kind (or from `archive` and `archive`-security when given).
-    pub fn configure(&self, suites: &[String], system: &[SourceEntry], archive: Option<&str>) -> Result<Vec<String>, AptError> {
+    pub fn configure(
+        &self,
+        suites: &[String],
+        system: &[SourceEntry],
+        archive: Option<&str>,
+    ) -> Result<Vec<String>, AptError> {
         std::fs::create_dir_all(self.dir.join("lists/partial"))?;
         std::fs::create_dir_all(self.dir.join("cache/archives/partial"))?;
         let mut lines = Vec::new();
@@ -352,7 +410,14 @@ impl AptStore {
                     // A given archive is Debian's layout (`X` and `X-security`),
                     // checked with Debian's keyring when it is installed.
                     let keyring = Path::new(DEBIAN_KEYRING).exists().then(|| DEBIAN_KEYRING.to_string());
-                    (if is_security(suite) { format!("{a}-security") } else { a.to_string() }, keyring)
+                    (
+                        if is_security(suite) {
+                            format!("{a}-security")
+                        } else {
+                            a.to_string()
+                        },
+                        keyring,
+                    )
                 }
                 None => archive_for_suite(system, suite).ok_or_else(|| AptError::NoArchive { suite: suite.clone() })?,
             };
@@ -413,22 +478,30 @@ impl AptStore {
             return false;
         }
         std::fs::read_dir(self.dir.join("lists"))
-            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().contains("Packages")))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().contains("Packages"))
+            })
             .unwrap_or(false)
     }
 
     /// `apt-get update` on kharness's own lists.
     pub fn update(&self, uris: &[String]) -> Result<(), AptError> {
-        let out = crate::sys::die_with_parent(Command::new("apt-get").args(self.opts()).arg("update")).output().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => AptError::NoApt,
-            _ => AptError::Io(e),
-        })?;
+        let out = crate::sys::die_with_parent(Command::new("apt-get").args(self.opts()).arg("update"))
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => AptError::NoApt,
+                _ => AptError::Io(e),
+            })?;
         let err = tail(&out.stderr);
         // apt-get update exits 0 even when some index could not be fetched
         // (it keeps the old one); "E:"/"W: Failed" lines say so.
         if !out.status.success() || err.contains("E:") || err.contains("Failed to fetch") {
             let _ = std::fs::remove_file(self.dir.join("lists/.stale"));
-            return Err(AptError::Update { uris: uris.join(", "), message: err });
+            return Err(AptError::Update {
+                uris: uris.join(", "),
+                message: err,
+            });
         }
         let _ = std::fs::remove_file(self.dir.join("lists/.stale"));
         Ok(())
@@ -457,12 +530,17 @@ impl AptStore {
     }
 
     fn apt_cache(&self, args: &[&str]) -> Result<Vec<u8>, AptError> {
-        let out = crate::sys::die_with_parent(Command::new("apt-cache").args(self.opts()).args(args)).output().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => AptError::NoApt,
-            _ => AptError::Io(e),
-        })?;
+        let out = crate::sys::die_with_parent(Command::new("apt-cache").args(self.opts()).args(args))
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => AptError::NoApt,
+                _ => AptError::Io(e),
+            })?;
         if !out.status.success() {
-            return Err(AptError::Command { command: format!("apt-cache {}", args.join(" ")), message: tail(&out.stderr) });
+            return Err(AptError::Command {
+                command: format!("apt-cache {}", args.join(" ")),
+                message: tail(&out.stderr),
+            });
         }
         Ok(out.stdout)
     }
@@ -480,15 +558,24 @@ impl AptStore {
                 _ => AptError::Io(e),
             })?;
         if !out.status.success() {
-            return Err(AptError::Command { command: format!("apt-get download {pin}"), message: tail(&out.stderr) });
+            return Err(AptError::Command {
+                command: format!("apt-get download {pin}"),
+                message: tail(&out.stderr),
+            });
         }
         let deb = std::fs::read_dir(dest)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
-                let f = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let f = p
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 f.starts_with(&format!("{name}_")) && f.ends_with(".deb")
             });
-        deb.ok_or_else(|| AptError::Command { command: format!("apt-get download {pin}"), message: "no .deb was written".into() })
+        deb.ok_or_else(|| AptError::Command {
+            command: format!("apt-get download {pin}"),
+            message: "no .deb was written".into(),
+        })
     }
 }
 
@@ -532,11 +619,20 @@ Components: main
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].uris, ["http://archive.example/debian"]);
         assert_eq!(e[0].suites, ["bookworm", "bookworm-updates"]);
-        assert_eq!(e[0].signed_by.as_deref(), Some("/usr/share/keyrings/debian-archive-keyring.gpg"));
+        assert_eq!(
+            e[0].signed_by.as_deref(),
+            Some("/usr/share/keyrings/debian-archive-keyring.gpg")
+        );
         let key = e[1].signed_by.as_deref().unwrap();
-        assert!(key.starts_with("-----BEGIN PGP") && key.contains("\n\nmQINBF\n"), "{key:?}");
+        assert!(
+            key.starts_with("-----BEGIN PGP") && key.contains("\n\nmQINBF\n"),
+            "{key:?}"
+        );
         assert_eq!(archive_for_suite(&e, "sid").unwrap().0, "http://archive.example/debian");
-        assert_eq!(archive_for_suite(&e, "bullseye-security").unwrap().0, "http://archive.example/debian-security");
+        assert_eq!(
+            archive_for_suite(&e, "bullseye-security").unwrap().0,
+            "http://archive.example/debian-security"
+        );
     }
 
     #[test]
@@ -553,9 +649,21 @@ deb https://packages.example/apt cloud-sdk-bookworm main
         assert_eq!(e[0].signed_by.as_deref(), Some("/k.gpg"));
         assert_eq!(e[0].components, ["main", "contrib"]);
         // The third-party repository is not taken for a Debian suite.
-        assert_eq!(archive_for_suite(&e, "sid"), Some(("http://archive.example/debian".into(), Some("/k.gpg".into()))));
-        assert_eq!(archive_for_suite(&e, "bookworm-security").unwrap().0, "http://archive.example/debian-security");
-        assert_eq!(archive_for_suite(&parse_one_line("deb https://p.example/apt cloud-sdk-bookworm main"), "sid"), None);
+        assert_eq!(
+            archive_for_suite(&e, "sid"),
+            Some(("http://archive.example/debian".into(), Some("/k.gpg".into())))
+        );
+        assert_eq!(
+            archive_for_suite(&e, "bookworm-security").unwrap().0,
+            "http://archive.example/debian-security"
+        );
+        assert_eq!(
+            archive_for_suite(
+                &parse_one_line("deb https://p.example/apt cloud-sdk-bookworm main"),
+                "sid"
+            ),
+            None
+        );
     }
 
     #[test]
@@ -591,7 +699,10 @@ linux-image-5.10.0-99-cloud-amd64-unsigned | 5.10.999-1 | http://a.example/debia
         assert_eq!(rows[0].2, "bullseye-security");
         let spec = DebianSpec {
             suites: vec!["bullseye".into(), "bullseye-security".into()],
-            image: vec!["linux-image-5.10.0-*-cloud-amd64-unsigned".into(), "linux-image-5.10.0-*-cloud-amd64".into()],
+            image: vec![
+                "linux-image-5.10.0-*-cloud-amd64-unsigned".into(),
+                "linux-image-5.10.0-*-cloud-amd64".into(),
+            ],
             modules_package: Some("linux-modules-5.10.0-*-cloud-amd64".into()),
             release: "5.10.0-*-cloud-amd64".into(),
         };
@@ -605,6 +716,9 @@ linux-image-5.10.0-99-cloud-amd64-unsigned | 5.10.999-1 | http://a.example/debia
                 "linux-image-5.10.0-30-cloud-amd64-unsigned=5.10.218-1",
             ]
         );
-        assert_eq!(c[0].modules_package.as_deref(), Some("linux-modules-5.10.0-46-cloud-amd64"));
+        assert_eq!(
+            c[0].modules_package.as_deref(),
+            Some("linux-modules-5.10.0-46-cloud-amd64")
+        );
     }
 }

@@ -43,7 +43,10 @@ pub struct Cleanup {
 impl Cleanup {
     /// A registry whose helper is `exe __cleanup` (normally this binary).
     pub fn new(exe: PathBuf) -> Cleanup {
-        Cleanup { exe, helper: Mutex::new(None) }
+        Cleanup {
+            exe,
+            helper: Mutex::new(None),
+        }
     }
 
     fn send(&self, record: &[u8]) -> Result<(), String> {
@@ -58,12 +61,20 @@ impl Cleanup {
                 // group must leave it alive to clean up after it.
                 .process_group(0)
                 .spawn()
-                .map_err(|e| format!("cannot start the cleanup helper {} {SUBCOMMAND}: {e}", self.exe.display()))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot start the cleanup helper {} {SUBCOMMAND}: {e}",
+                        self.exe.display()
+                    )
+                })?;
             let stdin = child.stdin.take().expect("piped stdin");
             *h = Some((child, stdin));
         }
         let (_, stdin) = h.as_mut().expect("started");
-        stdin.write_all(record).and_then(|()| stdin.flush()).map_err(|e| format!("cleanup helper: {e}"))
+        stdin
+            .write_all(record)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cleanup helper: {e}"))
     }
 
     /// Registers `path` (a file or a directory tree) for removal if this
@@ -126,7 +137,10 @@ pub fn serve(mut input: impl Read) -> i32 {
     let mut status = 0;
     for p in pending(&buf) {
         if let Err(e) = remove_settled(&p, Duration::from_secs(5)) {
-            eprintln!("kharness: cannot remove {} after a killed run: {e}; remove it by hand", p.display());
+            eprintln!(
+                "kharness: cannot remove {} after a killed run: {e}; remove it by hand",
+                p.display()
+            );
             status = 1;
         }
     }
@@ -165,8 +179,16 @@ mod tests {
 
     #[test]
     fn records() {
-        let input = recs(&[(b'+', "/c/runs/1"), (b'+', "/c/kernels/.tmp-a"), (b'+', "/c/kernels/.tmp-b"), (b'-', "/c/kernels/.tmp-a")]);
-        assert_eq!(pending(&input), [PathBuf::from("/c/kernels/.tmp-b"), PathBuf::from("/c/runs/1")]);
+        let input = recs(&[
+            (b'+', "/c/runs/1"),
+            (b'+', "/c/kernels/.tmp-a"),
+            (b'+', "/c/kernels/.tmp-b"),
+            (b'-', "/c/kernels/.tmp-a"),
+        ]);
+        assert_eq!(
+            pending(&input),
+            [PathBuf::from("/c/kernels/.tmp-b"), PathBuf::from("/c/runs/1")]
+        );
         let mut done = input.clone();
         done.extend_from_slice(b"done\0");
         assert!(pending(&done).is_empty());
@@ -182,7 +204,12 @@ mod tests {
         std::fs::create_dir_all(d.join("tree/sub")).unwrap();
         std::fs::write(d.join("tree/sub/f"), b"x").unwrap();
         std::fs::write(d.join("kept"), b"x").unwrap();
-        let input = recs(&[(b'+', d.join("tree").to_str().unwrap()), (b'+', d.join("kept").to_str().unwrap()), (b'-', d.join("kept").to_str().unwrap()), (b'+', d.join("absent").to_str().unwrap())]);
+        let input = recs(&[
+            (b'+', d.join("tree").to_str().unwrap()),
+            (b'+', d.join("kept").to_str().unwrap()),
+            (b'-', d.join("kept").to_str().unwrap()),
+            (b'+', d.join("absent").to_str().unwrap()),
+        ]);
         assert_eq!(serve(&input[..]), 0);
         assert!(!d.join("tree").exists());
         assert!(d.join("kept").exists());

@@ -119,15 +119,19 @@ struct RawKernel {
 impl MatrixConfig {
     /// Reads and validates a kernel list file.
     pub fn load(path: &Path) -> Result<MatrixConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         MatrixConfig::parse(&text, path)
     }
 
     /// Parses and validates the text of a kernel list (`path` is for messages).
     pub fn parse(text: &str, path: &Path) -> Result<MatrixConfig, ConfigError> {
-        let raw: RawFile = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim().to_string() })?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })?;
         let invalid = |kernel: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             kernel: kernel.to_string(),
@@ -136,7 +140,10 @@ impl MatrixConfig {
         if raw.schema != 1 {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),
-                message: format!("schema {} is not understood by this kharness (it reads schema 1)", raw.schema),
+                message: format!(
+                    "schema {} is not understood by this kharness (it reads schema 1)",
+                    raw.schema
+                ),
             });
         }
         for m in &raw.modules {
@@ -150,30 +157,58 @@ impl MatrixConfig {
             if kernels.iter().any(|o: &KernelSpec| o.name == k.name) {
                 return Err(invalid(&k.name, "appears twice; kernel names must be unique".into()));
             }
-            let debian_fields = !k.suites.is_empty() || !k.image.is_empty() || k.modules_package.is_some() || k.release.is_some();
+            let debian_fields =
+                !k.suites.is_empty() || !k.image.is_empty() || k.modules_package.is_some() || k.release.is_some();
             let source = if k.host {
                 if debian_fields {
-                    return Err(invalid(&k.name, "`host = true` takes no suites/image/modules_package/release".into()));
+                    return Err(invalid(
+                        &k.name,
+                        "`host = true` takes no suites/image/modules_package/release".into(),
+                    ));
                 }
                 KernelSource::Host
             } else {
                 if k.suites.is_empty() {
-                    return Err(invalid(&k.name, "no `suites`; list the Debian suites to search (e.g. [\"bookworm\"]), or set `host = true`".into()));
+                    return Err(invalid(
+                        &k.name,
+                        "no `suites`; list the Debian suites to search (e.g. [\"bookworm\"]), or set `host = true`"
+                            .into(),
+                    ));
                 }
-                if let Some(s) = k.suites.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace) || s.contains('/')) {
+                if let Some(s) = k
+                    .suites
+                    .iter()
+                    .find(|s| s.is_empty() || s.contains(char::is_whitespace) || s.contains('/'))
+                {
                     return Err(invalid(&k.name, format!("suite `{s}` is not a suite name")));
                 }
                 if k.image.is_empty() {
-                    return Err(invalid(&k.name, "no `image` patterns; give at least one, e.g. \"linux-image-6.1.0-*-cloud-amd64\"".into()));
+                    return Err(invalid(
+                        &k.name,
+                        "no `image` patterns; give at least one, e.g. \"linux-image-6.1.0-*-cloud-amd64\"".into(),
+                    ));
                 }
                 for p in k.image.iter().chain(k.modules_package.iter()) {
-                    if p.matches('*').count() != 1 || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-.+*".contains(c)) {
-                        return Err(invalid(&k.name, format!("package pattern `{p}` must be a package name with exactly one `*`")));
+                    if p.matches('*').count() != 1
+                        || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-.+*".contains(c))
+                    {
+                        return Err(invalid(
+                            &k.name,
+                            format!("package pattern `{p}` must be a package name with exactly one `*`"),
+                        ));
                     }
                 }
-                let release = k.release.ok_or_else(|| invalid(&k.name, "no `release` pattern (the `uname -r` the package must contain)".into()))?;
+                let release = k.release.ok_or_else(|| {
+                    invalid(
+                        &k.name,
+                        "no `release` pattern (the `uname -r` the package must contain)".into(),
+                    )
+                })?;
                 if release.matches('*').count() > 1 || release.is_empty() {
-                    return Err(invalid(&k.name, format!("release pattern `{release}` may have at most one `*`")));
+                    return Err(invalid(
+                        &k.name,
+                        format!("release pattern `{release}` may have at most one `*`"),
+                    ));
                 }
                 KernelSource::Debian(DebianSpec {
                     suites: k.suites,
@@ -186,12 +221,22 @@ impl MatrixConfig {
                 KernelSource::Host => "the running kernel".into(),
                 _ => format!("Debian kernel {}", k.name),
             });
-            kernels.push(KernelSpec { name: k.name, description, source });
+            kernels.push(KernelSpec {
+                name: k.name,
+                description,
+                source,
+            });
         }
         if kernels.is_empty() {
-            return Err(ConfigError::Parse { path: path.to_path_buf(), message: "no [[kernel]] entries".into() });
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "no [[kernel]] entries".into(),
+            });
         }
-        Ok(MatrixConfig { modules: raw.modules, kernels })
+        Ok(MatrixConfig {
+            modules: raw.modules,
+            kernels,
+        })
     }
 
     /// Every suite any Debian kernel searches, in first-use order.
@@ -216,7 +261,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         return Err("a kernel name must have 1 to 40 characters".into());
     }
     if name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-        return Err(format!("kernel name `{name}` may only use letters, digits, `.`, `_` and `-`"));
+        return Err(format!(
+            "kernel name `{name}` may only use letters, digits, `.`, `_` and `-`"
+        ));
     }
     Ok(())
 }
@@ -243,7 +290,12 @@ pub fn fill(pattern: &str, with: &str) -> String {
 /// Deterministic shard selection: the `i`-th of `n` shards (1-based) takes
 /// the kernels at list positions `p` with `p % n == i - 1`.
 pub fn shard<T: Clone>(items: &[T], i: usize, n: usize) -> Vec<T> {
-    items.iter().enumerate().filter(|(p, _)| n > 0 && p % n == i.wrapping_sub(1)).map(|(_, t)| t.clone()).collect()
+    items
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| n > 0 && p % n == i.wrapping_sub(1))
+        .map(|(_, t)| t.clone())
+        .collect()
 }
 
 /// Parses `I/N` (1 ≤ I ≤ N).
@@ -273,8 +325,13 @@ mod tests {
         let names: Vec<&str> = cfg.kernels.iter().map(|k| k.name.as_str()).collect();
         assert_eq!(names, ["5.10", "6.1", "6.12", "7.2", "host"]);
         assert!(cfg.modules.iter().any(|m| m == "veth") && cfg.modules.iter().any(|m| m == "sctp"));
-        assert_eq!(cfg.suites(), ["bullseye", "bullseye-security", "bookworm", "bookworm-security", "sid"]);
-        let KernelSource::Debian(d) = &cfg.kernels[3].source else { panic!() };
+        assert_eq!(
+            cfg.suites(),
+            ["bullseye", "bullseye-security", "bookworm", "bookworm-security", "sid"]
+        );
+        let KernelSource::Debian(d) = &cfg.kernels[3].source else {
+            panic!()
+        };
         assert_eq!(d.modules_package.as_deref(), Some("linux-modules-7.2.*-cloud-amd64"));
     }
 
@@ -282,13 +339,31 @@ mod tests {
     fn rejects_bad_entries() {
         let head = "schema = 1\n";
         let cases = [
-            ("[[kernel]]\nname = \"a\"\nhost = true\nsuites = [\"sid\"]\n", "takes no"),
-            ("[[kernel]]\nname = \"a\"\nimage = [\"x-*\"]\nrelease = \"1\"\n", "no `suites`"),
-            ("[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nrelease = \"1\"\n", "no `image`"),
-            ("[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n", "exactly one `*`"),
-            ("[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x-*\"]\n", "no `release`"),
+            (
+                "[[kernel]]\nname = \"a\"\nhost = true\nsuites = [\"sid\"]\n",
+                "takes no",
+            ),
+            (
+                "[[kernel]]\nname = \"a\"\nimage = [\"x-*\"]\nrelease = \"1\"\n",
+                "no `suites`",
+            ),
+            (
+                "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nrelease = \"1\"\n",
+                "no `image`",
+            ),
+            (
+                "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n",
+                "exactly one `*`",
+            ),
+            (
+                "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x-*\"]\n",
+                "no `release`",
+            ),
             ("[[kernel]]\nname = \"a b\"\nhost = true\n", "may only use"),
-            ("[[kernel]]\nname = \"a\"\nhost = true\n[[kernel]]\nname = \"a\"\nhost = true\n", "twice"),
+            (
+                "[[kernel]]\nname = \"a\"\nhost = true\n[[kernel]]\nname = \"a\"\nhost = true\n",
+                "twice",
+            ),
             ("[[kernel]]\nname = \"a\"\nhost = true\ncolour = 1\n", "unknown field"),
             ("", "no [[kernel]]"),
         ];
@@ -296,20 +371,56 @@ mod tests {
             let e = parse(&format!("{head}{body}")).unwrap_err().to_string();
             assert!(e.contains(want), "{body:?}: {e}");
         }
-        assert!(parse("schema = 2\n[[kernel]]\nname=\"h\"\nhost=true\n").unwrap_err().to_string().contains("schema 2"));
-        let e = parse(&format!("{head}[[kernel]]\nname = \"x1\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n")).unwrap_err();
+        assert!(parse("schema = 2\n[[kernel]]\nname=\"h\"\nhost=true\n")
+            .unwrap_err()
+            .to_string()
+            .contains("schema 2"));
+        let e = parse(&format!(
+            "{head}[[kernel]]\nname = \"x1\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n"
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("kernel `x1`"), "{e}");
     }
 
     #[test]
     fn patterns() {
-        assert_eq!(capture("linux-image-5.10.0-*-cloud-amd64", "linux-image-5.10.0-46-cloud-amd64"), Some("46"));
-        assert_eq!(capture("linux-image-5.10.0-*-cloud-amd64", "linux-image-5.10.0-46-cloud-amd64-unsigned"), None);
-        assert_eq!(capture("linux-image-5.10.0-*-cloud-amd64", "linux-image-5.10.0-46-rt-cloud-amd64"), None);
-        assert_eq!(capture("linux-binary-7.2.*-cloud-amd64", "linux-binary-7.2.13+deb14-cloud-amd64"), Some("13+deb14"));
-        assert_eq!(capture("linux-binary-7.2.*-cloud-amd64", "linux-binary-unsigned-7.2.13+deb14-cloud-amd64"), None);
+        assert_eq!(
+            capture("linux-image-5.10.0-*-cloud-amd64", "linux-image-5.10.0-46-cloud-amd64"),
+            Some("46")
+        );
+        assert_eq!(
+            capture(
+                "linux-image-5.10.0-*-cloud-amd64",
+                "linux-image-5.10.0-46-cloud-amd64-unsigned"
+            ),
+            None
+        );
+        assert_eq!(
+            capture(
+                "linux-image-5.10.0-*-cloud-amd64",
+                "linux-image-5.10.0-46-rt-cloud-amd64"
+            ),
+            None
+        );
+        assert_eq!(
+            capture(
+                "linux-binary-7.2.*-cloud-amd64",
+                "linux-binary-7.2.13+deb14-cloud-amd64"
+            ),
+            Some("13+deb14")
+        );
+        assert_eq!(
+            capture(
+                "linux-binary-7.2.*-cloud-amd64",
+                "linux-binary-unsigned-7.2.13+deb14-cloud-amd64"
+            ),
+            None
+        );
         assert_eq!(capture("abc", "abc"), Some(""));
-        assert_eq!(fill("linux-modules-7.2.*-cloud-amd64", "13+deb14"), "linux-modules-7.2.13+deb14-cloud-amd64");
+        assert_eq!(
+            fill("linux-modules-7.2.*-cloud-amd64", "13+deb14"),
+            "linux-modules-7.2.13+deb14-cloud-amd64"
+        );
     }
 
     #[test]

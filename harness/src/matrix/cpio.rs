@@ -26,7 +26,11 @@ pub struct CpioWriter<W: Write> {
 impl<W: Write> CpioWriter<W> {
     /// Starts an archive on `out`.
     pub fn new(out: W) -> Self {
-        CpioWriter { out, ino: 1, written: 0 }
+        CpioWriter {
+            out,
+            ino: 1,
+            written: 0,
+        }
     }
 
     fn pad(&mut self) -> io::Result<()> {
@@ -54,14 +58,18 @@ impl<W: Write> CpioWriter<W> {
         let n = io::copy(&mut io::Read::take(data, len), &mut self.out)?;
         self.written += n;
         if n != len {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name}: {n} of {len} bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{name}: {n} of {len} bytes"),
+            ));
         }
         self.pad()
     }
 
     fn header(&mut self, name: &str, mode: u32, rdev: (u32, u32), size: u64) -> io::Result<()> {
         let name = name.trim_start_matches('/');
-        let size = u32::try_from(size).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: too large for cpio")))?;
+        let size = u32::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: too large for cpio")))?;
         let header = format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             self.ino,
@@ -149,7 +157,12 @@ pub fn read(mut b: &[u8]) -> Result<Vec<CpioEntry>, String> {
         if name == "TRAILER!!!" {
             return Ok(out);
         }
-        out.push(CpioEntry { name, mode, rdev: (rmaj, rmin), data });
+        out.push(CpioEntry {
+            name,
+            mode,
+            rdev: (rmaj, rmin),
+            data,
+        });
     }
 }
 

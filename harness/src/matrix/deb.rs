@@ -60,7 +60,10 @@ pub fn parse_ar(bytes: &[u8]) -> Result<Vec<ArMember<'_>>, String> {
         if &h[58..60] != b"`\n" {
             return Err("bad member header magic".into());
         }
-        let name = String::from_utf8_lossy(&h[..16]).trim_end().trim_end_matches('/').to_string();
+        let name = String::from_utf8_lossy(&h[..16])
+            .trim_end()
+            .trim_end_matches('/')
+            .to_string();
         let size: usize = std::str::from_utf8(&h[48..58])
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -68,7 +71,10 @@ pub fn parse_ar(bytes: &[u8]) -> Result<Vec<ArMember<'_>>, String> {
         if body.len() < size {
             return Err(format!("member `{name}` is truncated ({} of {size} bytes)", body.len()));
         }
-        out.push(ArMember { name, data: &body[..size] });
+        out.push(ArMember {
+            name,
+            data: &body[..size],
+        });
         let next = size + (size & 1);
         rest = body.get(next..).unwrap_or(&[]);
     }
@@ -103,7 +109,10 @@ fn find_data_member(f: &mut (impl Read + io::Seek)) -> Result<(String, u64), Str
         if &h[58..60] != b"`\n" {
             return Err("bad member header magic".into());
         }
-        let name = String::from_utf8_lossy(&h[..16]).trim_end().trim_end_matches('/').to_string();
+        let name = String::from_utf8_lossy(&h[..16])
+            .trim_end()
+            .trim_end_matches('/')
+            .to_string();
         let size: u64 = std::str::from_utf8(&h[48..58])
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -145,9 +154,15 @@ pub fn map_kernel_path(path: &Path) -> Option<(PathBuf, Option<String>)> {
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
         return None;
     }
-    let p: &[&str] = if parts.first() == Some(&"usr") { &parts[1..] } else { &parts[..] };
+    let p: &[&str] = if parts.first() == Some(&"usr") {
+        &parts[1..]
+    } else {
+        &parts[..]
+    };
     match p {
-        ["boot", f] if f.starts_with("vmlinuz-") => Some((PathBuf::from("vmlinuz"), Some(f["vmlinuz-".len()..].to_string()))),
+        ["boot", f] if f.starts_with("vmlinuz-") => {
+            Some((PathBuf::from("vmlinuz"), Some(f["vmlinuz-".len()..].to_string())))
+        }
         ["lib", "modules", rel, "vmlinuz"] => Some((PathBuf::from("vmlinuz"), Some(rel.to_string()))),
         ["lib", "modules", rel, rest @ ..] if !rest.is_empty() => {
             let mut out = PathBuf::from("modules");
@@ -174,9 +189,15 @@ pub struct Extracted {
 pub fn extract_kernel(deb: &Path, dest: &Path) -> Result<Extracted, DebError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| DebError::Io { path: path.clone(), source }
+        move |source| DebError::Io {
+            path: path.clone(),
+            source,
+        }
     };
-    let corrupt = |message: String| DebError::Corrupt { path: deb.to_path_buf(), message };
+    let corrupt = |message: String| DebError::Corrupt {
+        path: deb.to_path_buf(),
+        message,
+    };
     let mut file = std::fs::File::open(deb).map_err(io_err(deb))?;
     let (member, size) = find_data_member(&mut file).map_err(corrupt)?;
     let reader = decompressor(&member, io::BufReader::with_capacity(1 << 16, file.take(size))).map_err(corrupt)?;
@@ -186,7 +207,9 @@ pub fn extract_kernel(deb: &Path, dest: &Path) -> Result<Extracted, DebError> {
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(format!("{member}: {e}")))?;
         let path = entry.path().map_err(|e| corrupt(e.to_string()))?.into_owned();
-        let Some((rel, image_release)) = map_kernel_path(&path) else { continue };
+        let Some((rel, image_release)) = map_kernel_path(&path) else {
+            continue;
+        };
         if let Some(r) = image_release {
             found.image_releases.push(r);
         }
@@ -222,7 +245,15 @@ pub(crate) mod tests {
     pub(crate) fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
         let mut v = b"!<arch>\n".to_vec();
         for (name, data) in members {
-            let h = format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", format!("{name}/"), 0, 0, 0, "100644", data.len());
+            let h = format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                format!("{name}/"),
+                0,
+                0,
+                0,
+                "100644",
+                data.len()
+            );
             assert_eq!(h.len(), 60);
             v.extend_from_slice(h.as_bytes());
             v.extend_from_slice(data);
@@ -257,7 +288,10 @@ pub(crate) mod tests {
     fn ar_members() {
         let a = ar(&[("debian-binary", b"2.0\n"), ("odd", b"abc"), ("x", b"")]);
         let m = parse_ar(&a).unwrap();
-        assert_eq!(m.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["debian-binary", "odd", "x"]);
+        assert_eq!(
+            m.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            ["debian-binary", "odd", "x"]
+        );
         assert_eq!(m[1].data, b"abc");
         assert!(parse_ar(b"garbage").is_err());
         assert!(parse_ar(&a[..a.len() - 10]).is_err());
@@ -266,8 +300,14 @@ pub(crate) mod tests {
     #[test]
     fn paths() {
         let m = |p: &str| map_kernel_path(Path::new(p));
-        assert_eq!(m("./boot/vmlinuz-6.1.0-47-cloud-amd64"), Some(("vmlinuz".into(), Some("6.1.0-47-cloud-amd64".into()))));
-        assert_eq!(m("./usr/lib/modules/7.2.13+deb14-cloud-amd64/vmlinuz").unwrap().0, PathBuf::from("vmlinuz"));
+        assert_eq!(
+            m("./boot/vmlinuz-6.1.0-47-cloud-amd64"),
+            Some(("vmlinuz".into(), Some("6.1.0-47-cloud-amd64".into())))
+        );
+        assert_eq!(
+            m("./usr/lib/modules/7.2.13+deb14-cloud-amd64/vmlinuz").unwrap().0,
+            PathBuf::from("vmlinuz")
+        );
         assert_eq!(
             m("./lib/modules/5.10.0-46-cloud-amd64/kernel/drivers/net/veth.ko"),
             Some(("modules/5.10.0-46-cloud-amd64/kernel/drivers/net/veth.ko".into(), None))
@@ -281,7 +321,10 @@ pub(crate) mod tests {
     fn extracts_each_compression() {
         let files: &[(&str, &[u8])] = &[
             ("./boot/vmlinuz-9.9.9-1-cloud-amd64", b"KERNEL"),
-            ("./lib/modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko", b"\x7fELF-veth"),
+            (
+                "./lib/modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko",
+                b"\x7fELF-veth",
+            ),
             ("./usr/share/doc/linux/copyright", b"skip me"),
         ];
         let tar = tarball(files);
@@ -300,14 +343,21 @@ pub(crate) mod tests {
             let dir = tmpdir(ext);
             let deb = dir.join("k.deb");
             let member = format!("data.tar.{ext}");
-            std::fs::write(&deb, ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b""), (&member, &data)])).unwrap();
+            std::fs::write(
+                &deb,
+                ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b""), (&member, &data)]),
+            )
+            .unwrap();
             let out = dir.join("out");
             let got = extract_kernel(&deb, &out).unwrap();
             assert_eq!(got.image_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
             assert_eq!(got.module_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
             assert_eq!(got.files, 2);
             assert_eq!(std::fs::read(out.join("vmlinuz")).unwrap(), b"KERNEL");
-            assert_eq!(std::fs::read(out.join("modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko")).unwrap(), b"\x7fELF-veth");
+            assert_eq!(
+                std::fs::read(out.join("modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko")).unwrap(),
+                b"\x7fELF-veth"
+            );
             assert!(!out.join("usr").exists());
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -332,11 +382,18 @@ pub(crate) mod tests {
     fn truncated_deb_is_named_and_read_by_headers_only() {
         let dir = tmpdir("truncated");
         let deb = dir.join("cut.deb");
-        let whole = ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b"xx"), ("data.tar", &tarball(&[("boot/vmlinuz-1.0", b"k")]))]);
+        let whole = ar(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.xz", b"xx"),
+            ("data.tar", &tarball(&[("boot/vmlinuz-1.0", b"k")])),
+        ]);
         for cut in [4, 8, 30, 70, 80, whole.len() - 10] {
             std::fs::write(&deb, &whole[..cut]).unwrap();
             let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
-            assert!(e.contains("cut.deb") && e.contains("not a valid .deb"), "cut at {cut}: {e}");
+            assert!(
+                e.contains("cut.deb") && e.contains("not a valid .deb"),
+                "cut at {cut}: {e}"
+            );
         }
         std::fs::write(&deb, &whole).unwrap();
         assert_eq!(extract_kernel(&deb, &dir.join("out")).unwrap().image_releases, ["1.0"]);
@@ -347,11 +404,18 @@ pub(crate) mod tests {
     fn corrupt_deb_is_named() {
         let dir = tmpdir("corrupt");
         let deb = dir.join("bad.deb");
-        std::fs::write(&deb, ar(&[("debian-binary", b"2.0\n"), ("data.tar.xz", b"not xz at all")])).unwrap();
+        std::fs::write(
+            &deb,
+            ar(&[("debian-binary", b"2.0\n"), ("data.tar.xz", b"not xz at all")]),
+        )
+        .unwrap();
         let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
         assert!(e.contains("bad.deb") && e.contains("not a valid .deb"), "{e}");
         std::fs::write(&deb, b"<html>404</html>").unwrap();
-        assert!(extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string().contains("magic"));
+        assert!(extract_kernel(&deb, &dir.join("out"))
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

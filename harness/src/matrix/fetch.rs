@@ -35,7 +35,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("kharness");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/kharness")
 }
 
@@ -93,9 +95,24 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// A fetcher over the cache at `root` for the given suites.
-    pub fn new(root: PathBuf, suites: Vec<String>, system: Vec<SourceEntry>, archive: Option<String>, refresh: bool) -> Fetcher {
+    pub fn new(
+        root: PathBuf,
+        suites: Vec<String>,
+        system: Vec<SourceEntry>,
+        archive: Option<String>,
+        refresh: bool,
+    ) -> Fetcher {
         let apt = AptStore::new(root.join("apt"));
-        Fetcher { root, apt, suites, system, archive, refresh, state: Mutex::new(None), cleanup: None }
+        Fetcher {
+            root,
+            apt,
+            suites,
+            system,
+            archive,
+            refresh,
+            state: Mutex::new(None),
+            cleanup: None,
+        }
     }
 
     /// Registers every scratch path with `cleanup`, to be removed if the
@@ -121,10 +138,14 @@ impl Fetcher {
 
     /// Removes temp entries left by runs that died.
     pub fn clean_stale(&self) {
-        let Ok(d) = std::fs::read_dir(self.root.join("kernels")) else { return };
+        let Ok(d) = std::fs::read_dir(self.root.join("kernels")) else {
+            return;
+        };
         for e in d.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(".tmp-") else { continue };
+            let Some(rest) = name.strip_prefix(".tmp-") else {
+                continue;
+            };
             let pid = rest.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
             if pid.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists()) {
                 let _ = std::fs::remove_dir_all(e.path());
@@ -143,13 +164,19 @@ impl Fetcher {
 
     fn cached(&self, d: &DebianSpec) -> Vec<(EntryInfo, PathBuf)> {
         let mut out = Vec::new();
-        let Ok(dir) = std::fs::read_dir(self.root.join("kernels")) else { return out };
+        let Ok(dir) = std::fs::read_dir(self.root.join("kernels")) else {
+            return out;
+        };
         for e in dir.flatten() {
             if e.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(e.path().join("entry.json")) else { continue };
-            let Ok(info) = serde_json::from_str::<EntryInfo>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(e.path().join("entry.json")) else {
+                continue;
+            };
+            let Ok(info) = serde_json::from_str::<EntryInfo>(&text) else {
+                continue;
+            };
             if d.suites.contains(&info.suite) && d.image.iter().any(|p| capture(p, &info.package).is_some()) {
                 out.push((info, e.path()));
             }
@@ -176,7 +203,10 @@ impl Fetcher {
     fn debian(&self, name: &str, d: &DebianSpec) -> Result<ReadyKernel, String> {
         if !self.refresh {
             if let Some((info, dir)) = self.cached(d).into_iter().next() {
-                let note = format!("cached {}={} (--refresh looks for a newer one)", info.package, info.version);
+                let note = format!(
+                    "cached {}={} (--refresh looks for a newer one)",
+                    info.package, info.version
+                );
                 return Ok(Fetcher::ready(&info, &dir, vec![note], false));
             }
         }
@@ -188,9 +218,14 @@ impl Fetcher {
                 for p in self.apt.partial_dirs() {
                     self.scratch(&p);
                 }
-                let uris = self.apt.configure(&self.suites, &self.system, self.archive.as_deref()).map_err(|e| e.to_string())?;
+                let uris = self
+                    .apt
+                    .configure(&self.suites, &self.system, self.archive.as_deref())
+                    .map_err(|e| e.to_string())?;
                 if self.refresh || !self.apt.has_lists() {
-                    self.apt.update(&uris).map_err(|e| format!("{e}; check the network or the archive (--archive URI)"))?;
+                    self.apt
+                        .update(&uris)
+                        .map_err(|e| format!("{e}; check the network or the archive (--archive URI)"))?;
                 }
                 Ok(uris)
             })();
@@ -222,7 +257,11 @@ impl Fetcher {
             }
             let failed = self.root.join("failed").join(&k);
             if !self.refresh && failed.exists() {
-                notes.push(format!("skipped {} (failed before: {})", c.pin(), std::fs::read_to_string(&failed).unwrap_or_default().trim()));
+                notes.push(format!(
+                    "skipped {} (failed before: {})",
+                    c.pin(),
+                    std::fs::read_to_string(&failed).unwrap_or_default().trim()
+                ));
                 continue;
             }
             match self.fetch_candidate(c, d, &final_dir, &notes) {
@@ -246,10 +285,23 @@ impl Fetcher {
 
     /// Downloads and extracts one candidate into a temp dir, then renames it
     /// to `final_dir`. Errors say whether retrying later could help.
-    fn fetch_candidate(&self, c: &Candidate, d: &DebianSpec, final_dir: &Path, fallbacks: &[String]) -> Result<EntryInfo, (String, bool)> {
+    fn fetch_candidate(
+        &self,
+        c: &Candidate,
+        d: &DebianSpec,
+        final_dir: &Path,
+        fallbacks: &[String],
+    ) -> Result<EntryInfo, (String, bool)> {
         let kernels = self.root.join("kernels");
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let tmp = kernels.join(format!(".tmp-{}-{}-{nanos}", key(&c.package, &c.version), std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = kernels.join(format!(
+            ".tmp-{}-{}-{nanos}",
+            key(&c.package, &c.version),
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
         self.scratch(&tmp);
         let debs = tmp.join(".debs");
@@ -258,7 +310,8 @@ impl Fetcher {
             self.settled(&tmp);
             e
         };
-        std::fs::create_dir_all(&debs).map_err(|e| cleanup((format!("cannot create {}: {e}", debs.display()), false)))?;
+        std::fs::create_dir_all(&debs)
+            .map_err(|e| cleanup((format!("cannot create {}: {e}", debs.display()), false)))?;
         let mut packages = vec![c.package.clone()];
         packages.extend(c.modules_package.clone());
         let mut images = Vec::new();
@@ -266,11 +319,16 @@ impl Fetcher {
         for p in &packages {
             let deb = self.apt.download(p, &c.version, &debs).map_err(|e| {
                 let msg = e.to_string();
-                let permanent = msg.contains("404") || msg.contains("Unable to locate") || msg.contains("Can't find a source");
+                let permanent =
+                    msg.contains("404") || msg.contains("Unable to locate") || msg.contains("Can't find a source");
                 cleanup((msg, permanent))
             })?;
-            let x = extract_kernel(&deb, &tmp)
-                .map_err(|e| cleanup((format!("{e}; the download was discarded, run again to fetch it anew"), false)))?;
+            let x = extract_kernel(&deb, &tmp).map_err(|e| {
+                cleanup((
+                    format!("{e}; the download was discarded, run again to fetch it anew"),
+                    false,
+                ))
+            })?;
             let _ = std::fs::remove_file(&deb);
             images.extend(x.image_releases);
             module_releases.extend(x.module_releases);
@@ -281,10 +339,20 @@ impl Fetcher {
             None => return Err(cleanup((format!("{} holds no kernel image", c.pin()), true))),
         };
         if capture(&d.release, &release).is_none() {
-            return Err(cleanup((format!("{} holds kernel {release}, which does not match release `{}`", c.pin(), d.release), true)));
+            return Err(cleanup((
+                format!(
+                    "{} holds kernel {release}, which does not match release `{}`",
+                    c.pin(),
+                    d.release
+                ),
+                true,
+            )));
         }
         if !module_releases.contains(&release) {
-            return Err(cleanup((format!("{} has no modules for {release}", packages.join(" + ")), true)));
+            return Err(cleanup((
+                format!("{} has no modules for {release}", packages.join(" + ")),
+                true,
+            )));
         }
         let info = EntryInfo {
             package: c.package.clone(),
@@ -307,26 +375,41 @@ impl Fetcher {
                 self.settled(&tmp);
                 Ok(info)
             }
-            Err(e) => Err(cleanup((format!("cannot move the entry into {}: {e}", final_dir.display()), false))),
+            Err(e) => Err(cleanup((
+                format!("cannot move the entry into {}: {e}", final_dir.display()),
+                false,
+            ))),
         }
     }
 }
 
 fn custom(image: &Path, modules: Option<&Path>) -> Result<ReadyKernel, String> {
     if !image.is_file() {
-        return Err(format!("--kernel {}: no such file; give a bzImage or vmlinuz", image.display()));
+        return Err(format!(
+            "--kernel {}: no such file; give a bzImage or vmlinuz",
+            image.display()
+        ));
     }
     if let Some(m) = modules {
         if !m.is_dir() {
-            return Err(format!("--modules {}: not a directory; give lib/modules/VERSION (after make modules_install)", m.display()));
+            return Err(format!(
+                "--modules {}: not a directory; give lib/modules/VERSION (after make modules_install)",
+                m.display()
+            ));
         }
     }
-    let release = modules.and_then(|m| m.file_name()).map(|f| f.to_string_lossy().into_owned());
+    let release = modules
+        .and_then(|m| m.file_name())
+        .map(|f| f.to_string_lossy().into_owned());
     Ok(ReadyKernel {
         image: image.to_path_buf(),
         modules: modules.map(Path::to_path_buf),
         release,
-        source: format!("{}{}", image.display(), modules.map(|m| format!(" + {}", m.display())).unwrap_or_default()),
+        source: format!(
+            "{}{}",
+            image.display(),
+            modules.map(|m| format!(" + {}", m.display())).unwrap_or_default()
+        ),
         notes: vec![],
         downloaded: false,
     })
@@ -348,7 +431,14 @@ mod tests {
         let mk = |pkg: &str, ver: &str, suite: &str| {
             let dir = root.join("kernels").join(key(pkg, ver));
             std::fs::create_dir_all(dir.join("modules/5.10.0-9-cloud-amd64")).unwrap();
-            let info = EntryInfo { package: pkg.into(), version: ver.into(), modules_package: None, suite: suite.into(), release: "5.10.0-9-cloud-amd64".into(), fallbacks: vec![] };
+            let info = EntryInfo {
+                package: pkg.into(),
+                version: ver.into(),
+                modules_package: None,
+                suite: suite.into(),
+                release: "5.10.0-9-cloud-amd64".into(),
+                fallbacks: vec![],
+            };
             std::fs::write(dir.join("entry.json"), serde_json::to_string(&info).unwrap()).unwrap();
         };
         mk("linux-image-5.10.0-9-cloud-amd64-unsigned", "5.10.9-1", "bullseye");
@@ -368,7 +458,10 @@ mod tests {
             }),
         };
         let r = f.resolve(&spec).unwrap();
-        assert_eq!(r.source, "linux-image-5.10.0-10-cloud-amd64-unsigned=5.10.10-1 (bullseye)");
+        assert_eq!(
+            r.source,
+            "linux-image-5.10.0-10-cloud-amd64-unsigned=5.10.10-1 (bullseye)"
+        );
         assert!(!r.downloaded);
         assert!(r.modules.unwrap().ends_with("modules/5.10.0-9-cloud-amd64"));
         f.clean_stale();

@@ -27,7 +27,12 @@ fn say(msg: &str) {
 }
 
 fn open_port() -> Option<File> {
-    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NOCTTY).open(RESULTS_PORT).map_err(|e| say(&format!("cannot open {RESULTS_PORT}: {e}"))).ok()
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(RESULTS_PORT)
+        .map_err(|e| say(&format!("cannot open {RESULTS_PORT}: {e}")))
+        .ok()
 }
 
 fn send(port: &mut Option<File>, msg: &Message) {
@@ -47,7 +52,13 @@ fn read_config() -> Result<GuestConfig, String> {
 fn mount_all() -> Vec<String> {
     use nix::mount::{mount, MsFlags};
     let mut errors = Vec::new();
-    for (src, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/tmp", "tmpfs"), ("tmpfs", "/run", "tmpfs")] {
+    for (src, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+        ("tmpfs", "/run", "tmpfs"),
+    ] {
         let _ = std::fs::create_dir_all(target);
         if let Err(e) = mount(Some(src), target, Some(fstype), MsFlags::MS_NOSUID, None::<&str>) {
             errors.push(format!("mount {fstype} on {target}: {e}"));
@@ -88,8 +99,17 @@ fn power_off() -> ! {
 pub fn pid1() -> ! {
     let mount_errors = mount_all();
     let mut port = open_port();
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-    send(&mut port, &Message::Hello { release, uptime_ms: uptime_ms(), harness: env!("CARGO_PKG_VERSION").to_string() });
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    send(
+        &mut port,
+        &Message::Hello {
+            release,
+            uptime_ms: uptime_ms(),
+            harness: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    );
     for e in &mount_errors {
         say(e);
     }
@@ -102,7 +122,14 @@ pub fn pid1() -> ! {
     };
     for m in &config.modules {
         let r = load_module(m);
-        send(&mut port, &Message::Module { name: m.clone(), ok: r.is_ok(), error: r.err() });
+        send(
+            &mut port,
+            &Message::Module {
+                name: m.clone(),
+                ok: r.is_ok(),
+                error: r.err(),
+            },
+        );
     }
     drop(port);
     let child = Command::new("/init").args(["__init", "--runner"]).spawn();
@@ -155,7 +182,12 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
     let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     let instances = runner::select(catalog, &config.filters);
     let kernel = KernelInfo::probe();
-    let opts = RunOptions { jobs: config.jobs.max(1), exe, timeout_scale: config.timeout_scale, repeat: 1 };
+    let opts = RunOptions {
+        jobs: config.jobs.max(1),
+        exe,
+        timeout_scale: config.timeout_scale,
+        repeat: 1,
+    };
     runner::run(kernel, instances, &opts, &mut |ev: &Event| {
         let msg = match ev {
             Event::RunStarted(h) => Message::Header(h.clone()),

@@ -40,11 +40,22 @@ pub struct GuestConfig {
 /// Writes the initramfs to `out`, with the file `init` as `/init` (copied
 /// through, never held in memory); returns its size in bytes.
 pub fn build(out: &Path, init: &Path, modules: &[(String, Vec<u8>)], config: &GuestConfig) -> io::Result<u64> {
-    let mut init_file = std::fs::File::open(init).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", init.display())))?;
+    let mut init_file =
+        std::fs::File::open(init).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", init.display())))?;
     let init_len = init_file.metadata()?.len();
     let file = std::fs::File::create(out)?;
     let mut w = CpioWriter::new(BufWriter::with_capacity(1 << 20, file));
-    for d in ["dev", "proc", "sys", "tmp", "run", "etc", "lib", "lib/modules", "lib/modules/kharness"] {
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "etc",
+        "lib",
+        "lib/modules",
+        "lib/modules/kharness",
+    ] {
         w.dir(d)?;
     }
     w.char_device("dev/console", 0o600, 5, 1)?;
@@ -69,7 +80,12 @@ pub fn is_static(path: &Path) -> io::Result<bool> {
     let mut f = std::fs::File::open(path)?;
     let mut head = vec![0u8; 64];
     f.read_exact(&mut head)?;
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a 64-bit ELF executable", path.display()));
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a 64-bit ELF executable", path.display()),
+        )
+    };
     if &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
         return Err(bad());
     }
@@ -84,7 +100,9 @@ pub fn is_static(path: &Path) -> io::Result<bool> {
     f.seek(io::SeekFrom::Start(phoff))?;
     f.read_exact(&mut ph)?;
     const PT_INTERP: u32 = 3;
-    Ok(!ph.chunks(phentsize as usize).any(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) == PT_INTERP))
+    Ok(!ph
+        .chunks(phentsize as usize)
+        .any(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) == PT_INTERP))
 }
 
 #[cfg(test)]
@@ -97,7 +115,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kharness-initramfs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("initramfs.cpio");
-        let cfg = GuestConfig { schema: 1, filters: vec!["tcp".into()], jobs: 1, timeout_scale: 8.0, modules: vec!["veth".into()] };
+        let cfg = GuestConfig {
+            schema: 1,
+            filters: vec!["tcp".into()],
+            jobs: 1,
+            timeout_scale: 8.0,
+            modules: vec!["veth".into()],
+        };
         let init = dir.join("init");
         std::fs::write(&init, b"\x7fELFinit").unwrap();
         let size = build(&out, &init, &[("veth".into(), b"\x7fELFveth".to_vec())], &cfg).unwrap();

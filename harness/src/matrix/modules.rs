@@ -15,7 +15,9 @@ use object::{Object, ObjectSection};
 
 /// Module name as the kernel knows it: file stem, `-` → `_`.
 pub fn module_name(file: &str) -> Option<String> {
-    let stem = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"].iter().find_map(|ext| file.strip_suffix(ext))?;
+    let stem = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))?;
     Some(stem.replace('-', "_"))
 }
 
@@ -37,14 +39,22 @@ pub fn depends(elf: &[u8]) -> Result<Vec<String>, String> {
     Ok(modinfo(elf)?
         .into_iter()
         .filter(|(k, _)| k == "depends")
-        .flat_map(|(_, v)| v.split(',').filter(|s| !s.is_empty()).map(|s| s.replace('-', "_")).collect::<Vec<_>>())
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.replace('-', "_"))
+                .collect::<Vec<_>>()
+        })
         .collect())
 }
 
 /// Reads a module file, decompressing `.ko.xz`, `.ko.zst` and `.ko.gz`.
 pub fn read_module(path: &Path) -> std::io::Result<Vec<u8>> {
     let raw = std::fs::read(path)?;
-    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut out = Vec::new();
     if name.ends_with(".xz") {
         xz2::read::XzDecoder::new_multi_decoder(&raw[..]).read_to_end(&mut out)?;
@@ -117,8 +127,15 @@ impl ModuleTree {
         let builtin_text = std::fs::read_to_string(root.join("modules.builtin")).ok();
         let has_builtin_list = builtin_text.is_some();
         let builtin = builtin_text.map(names).unwrap_or_default();
-        let dep = std::fs::read_to_string(root.join("modules.dep")).ok().map(|t| parse_modules_dep(&t));
-        Ok(ModuleTree { files, builtin, has_builtin_list, dep })
+        let dep = std::fs::read_to_string(root.join("modules.dep"))
+            .ok()
+            .map(|t| parse_modules_dep(&t));
+        Ok(ModuleTree {
+            files,
+            builtin,
+            has_builtin_list,
+            dep,
+        })
     }
 
     /// Number of module files indexed.
@@ -165,8 +182,10 @@ impl ModuleTree {
                             for d in &deps {
                                 self.visit(d, c, visiting);
                             }
-                            let missing: Vec<&String> =
-                                deps.iter().filter(|d| matches!(c.states.get(*d), Some(ModuleState::Missing(_)))).collect();
+                            let missing: Vec<&String> = deps
+                                .iter()
+                                .filter(|d| matches!(c.states.get(*d), Some(ModuleState::Missing(_))))
+                                .collect();
                             if missing.is_empty() {
                                 c.load.push((name.to_string(), bytes));
                                 ModuleState::Load
@@ -251,7 +270,11 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_depends_from_modinfo() {
-        let m = fake_module(&["license=GPL", "depends=udp_tunnel,ip6_udp_tunnel,libcrc32c", "name=sctp"]);
+        let m = fake_module(&[
+            "license=GPL",
+            "depends=udp_tunnel,ip6_udp_tunnel,libcrc32c",
+            "name=sctp",
+        ]);
         assert_eq!(depends(&m).unwrap(), ["udp_tunnel", "ip6_udp_tunnel", "libcrc32c"]);
         assert!(depends(&fake_module(&["depends="])).unwrap().is_empty());
         assert!(depends(b"not elf").is_err());
@@ -286,9 +309,16 @@ pub(crate) mod tests {
         std::fs::write(root.join("modules.builtin"), "kernel/drivers/net/veth.ko\n").unwrap();
 
         // modules.dep, when present, wins over .modinfo.
-        std::fs::write(root.join("modules.dep"), "kernel/net/sctp.ko: kernel/net/libcrc32c.ko\nkernel/net/libcrc32c.ko:\n").unwrap();
+        std::fs::write(
+            root.join("modules.dep"),
+            "kernel/net/sctp.ko: kernel/net/libcrc32c.ko\nkernel/net/libcrc32c.ko:\n",
+        )
+        .unwrap();
         let c = ModuleTree::open(&root).unwrap().closure(&["sctp".into()]);
-        assert_eq!(c.load.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["libcrc32c", "sctp"]);
+        assert_eq!(
+            c.load.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["libcrc32c", "sctp"]
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 }

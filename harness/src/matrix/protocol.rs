@@ -94,9 +94,15 @@ pub fn decode(line: &str) -> Result<Option<Message>, String> {
     match obj.remove("v") {
         None => {}
         Some(n) if n.as_u64() == Some(VERSION) => {}
-        Some(n) => return Err(format!("results protocol version {n} is not understood (this kharness reads {VERSION})")),
+        Some(n) => {
+            return Err(format!(
+                "results protocol version {n} is not understood (this kharness reads {VERSION})"
+            ))
+        }
     }
-    serde_json::from_value(v).map(Some).map_err(|e| format!("malformed message: {e}"))
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|e| format!("malformed message: {e}"))
 }
 
 /// Splits a growing byte stream into complete lines.
@@ -119,7 +125,11 @@ impl LineBuffer {
 
     /// The incomplete tail, if any.
     pub fn rest(&mut self) -> Option<String> {
-        (!self.pending.is_empty()).then(|| String::from_utf8_lossy(&std::mem::take(&mut self.pending)).trim().to_string())
+        (!self.pending.is_empty()).then(|| {
+            String::from_utf8_lossy(&std::mem::take(&mut self.pending))
+                .trim()
+                .to_string()
+        })
     }
 }
 
@@ -131,10 +141,23 @@ mod tests {
     #[test]
     fn round_trip_and_noise() {
         let msgs = vec![
-            Message::Hello { release: "6.1.0-47-cloud-amd64".into(), uptime_ms: 2100, harness: "0.1.0".into() },
-            Message::Module { name: "veth".into(), ok: false, error: Some("ENOENT".into()) },
-            Message::CaseStart { case: "tcp.fill[veth]".into() },
-            Message::Summary(Summary { passed: 1, ..Default::default() }),
+            Message::Hello {
+                release: "6.1.0-47-cloud-amd64".into(),
+                uptime_ms: 2100,
+                harness: "0.1.0".into(),
+            },
+            Message::Module {
+                name: "veth".into(),
+                ok: false,
+                error: Some("ENOENT".into()),
+            },
+            Message::CaseStart {
+                case: "tcp.fill[veth]".into(),
+            },
+            Message::Summary(Summary {
+                passed: 1,
+                ..Default::default()
+            }),
             Message::Done { exit: 0 },
         ];
         for m in &msgs {
@@ -146,18 +169,26 @@ mod tests {
         assert_eq!(decode("").unwrap(), None);
         assert_eq!(decode("[    1.234] random kernel text").unwrap(), None);
         assert_eq!(decode("{\"half\":").unwrap(), None);
-        assert!(decode("{\"v\":2,\"type\":\"hello\"}").unwrap_err().contains("version 2"));
-        assert!(decode("{\"v\":1,\"type\":\"hello\"}").unwrap_err().contains("malformed"));
+        assert!(decode("{\"v\":2,\"type\":\"hello\"}")
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(decode("{\"v\":1,\"type\":\"hello\"}")
+            .unwrap_err()
+            .contains("malformed"));
     }
 
     #[test]
     fn reads_run_json_lines() {
         // `kharness run --format json` output, as the host kernel produces it.
         let result = r#"{"type":"result","case":"tcp.refused","variant":null,"outcome":"skip","reason":"no sctp","duration_ms":12,"kernel":"6.18.44","observations":{"a":1},"mismatches":[],"checks":0}"#;
-        let Some(Message::Result(r)) = decode(result).unwrap() else { panic!() };
+        let Some(Message::Result(r)) = decode(result).unwrap() else {
+            panic!()
+        };
         assert_eq!((r.case.as_str(), r.outcome), ("tcp.refused", Outcome::Skip));
         let header = r#"{"type":"header","schema":1,"kernel":{"release":"6.18.44","version":[6,18,44],"tcp_info_len":280,"protocols":{"TCP":true},"privileges":"root","cpus":2},"cases":11,"jobs":2,"harness":"0.1.0"}"#;
-        let Some(Message::Header(h)) = decode(header).unwrap() else { panic!() };
+        let Some(Message::Header(h)) = decode(header).unwrap() else {
+            panic!()
+        };
         assert_eq!(h.kernel.tcp_info_len, 280);
     }
 

@@ -44,7 +44,9 @@ impl Accel {
 /// `qemu-system-x86_64` on `PATH`, if any.
 pub fn find_qemu() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("qemu-system-x86_64")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
 }
 
 /// A boot sector: `mov al,0x31; out 0xf4,al; hlt; jmp $-1`, signature 55AA.
@@ -59,14 +61,29 @@ fn probe_image() -> Vec<u8> {
 /// within `timeout`.
 pub fn probe(qemu: &Path, accel: Accel, dir: &Path, timeout: Duration) -> Result<(), String> {
     if accel == Accel::Kvm {
-        std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(|e| format!("/dev/kvm: {e}"))?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map_err(|e| format!("/dev/kvm: {e}"))?;
     }
     let img = dir.join("kvm-probe.img");
     std::fs::write(&img, probe_image()).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(qemu);
     crate::sys::die_with_parent(&mut cmd);
     let mut child = cmd
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-accel", accel.name(), "-cpu", "max", "-m", "32"])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-accel",
+            accel.name(),
+            "-cpu",
+            "max",
+            "-m",
+            "32",
+        ])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-drive")
         .arg(format!("file={},format=raw,if=ide", img.display()))
@@ -105,7 +122,10 @@ struct VmGuard<'a>(Option<&'a mut Child>);
 impl Drop for VmGuard<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.0.take() {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -165,11 +185,16 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
     cmd.args(["-append", CMDLINE]);
     cmd.arg("-serial").arg(format!("file:{}", spec.console.display()));
     cmd.arg("-serial").arg(format!("file:{}", spec.results.display()));
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
     // A killed `kharness matrix` must not leave a guest running.
     crate::sys::die_with_parent(&mut cmd);
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", spec.qemu.display()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", spec.qemu.display()))?;
     let stderr = child.stderr.take();
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -199,10 +224,14 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
     };
     // Poll the results file and the guest's exit together, to the
     // wall-clock limit counted from the guest's start.
-    let exited = crate::wait::wait_for("the guest to power off", spec.timeout.saturating_sub(start.elapsed()), || {
-        drain(&mut results, &mut pos, &mut buf, &mut protocol_errors);
-        guard.0.as_mut().expect("child").try_wait().transpose()
-    });
+    let exited = crate::wait::wait_for(
+        "the guest to power off",
+        spec.timeout.saturating_sub(start.elapsed()),
+        || {
+            drain(&mut results, &mut pos, &mut buf, &mut protocol_errors);
+            guard.0.as_mut().expect("child").try_wait().transpose()
+        },
+    );
     let (status, timed_out) = match exited {
         Ok(Ok(st)) => {
             guard.0 = None;
@@ -221,7 +250,12 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
         }
     }
     let stderr = err_reader.join().unwrap_or_default();
-    Ok(VmEnd { timed_out, status, stderr, protocol_errors })
+    Ok(VmEnd {
+        timed_out,
+        status,
+        stderr,
+        protocol_errors,
+    })
 }
 
 /// Kernel warnings, BUGs, oopses and panics in a console log (one line each,
@@ -264,8 +298,15 @@ fn strip_timestamp(line: &str) -> &str {
 
 /// The last `n` lines of a console log.
 pub fn tail(text: &str, n: usize) -> Vec<String> {
-    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.chars().take(300).collect()).collect()
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.chars().take(300).collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -287,7 +328,13 @@ kharness-init: cannot open /dev/ttyS1
         assert_eq!(w.len(), 4, "{w:?}");
         assert!(w[0].starts_with("WARNING: CPU: 0"));
         assert!(w[3].starts_with("Kernel panic"));
-        assert_eq!(tail(log, 2), ["kharness-init: cannot open /dev/ttyS1", "[    3.1] Kernel panic - not syncing: Attempted to kill init!"]);
+        assert_eq!(
+            tail(log, 2),
+            [
+                "kharness-init: cannot open /dev/ttyS1",
+                "[    3.1] Kernel panic - not syncing: Attempted to kill init!"
+            ]
+        );
     }
 
     #[test]

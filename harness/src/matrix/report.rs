@@ -76,7 +76,12 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
         let mut cells = Vec::new();
         for k in &m.kernels {
             let cell = match k.result(case) {
-                None => Cell { label: "—", outcome: None, note: None, reason: None },
+                None => Cell {
+                    label: "—",
+                    outcome: None,
+                    note: None,
+                    reason: None,
+                },
                 Some(r) => {
                     let reason = k.reason_of(&r.report);
                     let note = match (&reason, r.report.outcome) {
@@ -89,7 +94,12 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
                         Outcome::Skip => "skip",
                         Outcome::Xfail => "xfail",
                     };
-                    Cell { label, outcome: Some(r.report.outcome), note, reason }
+                    Cell {
+                        label,
+                        outcome: Some(r.report.outcome),
+                        note,
+                        reason,
+                    }
                 }
             };
             cells.push(cell);
@@ -99,21 +109,66 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
     let col = |f: &dyn Fn(&KernelRun) -> String| m.kernels.iter().map(f).collect::<Vec<String>>();
     let mut facts = vec![
         ("status".to_string(), col(&|k| k.status.label().to_string())),
-        ("tcp_info bytes".to_string(), col(&|k| k.kernel.as_ref().map(|i| i.tcp_info_len.to_string()).unwrap_or("—".into()))),
-        ("accel".to_string(), col(&|k| if k.accel.is_empty() { "—".into() } else { k.accel.clone() })),
-        ("initramfs build".to_string(), col(&|k| if k.timings.initramfs_ms == 0 && k.accel != "tcg" && k.accel != "kvm" { "—".into() } else { format!("{} ms", k.timings.initramfs_ms) })),
+        (
+            "tcp_info bytes".to_string(),
+            col(&|k| {
+                k.kernel
+                    .as_ref()
+                    .map(|i| i.tcp_info_len.to_string())
+                    .unwrap_or("—".into())
+            }),
+        ),
+        (
+            "accel".to_string(),
+            col(&|k| {
+                if k.accel.is_empty() {
+                    "—".into()
+                } else {
+                    k.accel.clone()
+                }
+            }),
+        ),
+        (
+            "initramfs build".to_string(),
+            col(&|k| {
+                if k.timings.initramfs_ms == 0 && k.accel != "tcg" && k.accel != "kvm" {
+                    "—".into()
+                } else {
+                    format!("{} ms", k.timings.initramfs_ms)
+                }
+            }),
+        ),
         ("boot to hello".to_string(), col(&|k| secs(k.timings.boot_ms))),
         ("catalog".to_string(), col(&|k| secs(k.timings.catalog_ms))),
-        ("pass/fail/skip/xfail".to_string(), col(&|k| {
-            let c = k.counts();
-            let g = |l: &str| c.get(l).copied().unwrap_or(0);
-            format!("{}/{}/{}/{}", g("PASS"), g("FAIL"), g("SKIP"), g("XFAIL"))
-        })),
-        ("modules missing".to_string(), col(&|k| {
-            let miss: Vec<String> =
-                k.missing_modules().iter().map(|m| if m.state == "unknown" { format!("{}?", m.name) } else { m.name.clone() }).collect();
-            if miss.is_empty() { "none".into() } else { miss.join(" ") }
-        })),
+        (
+            "pass/fail/skip/xfail".to_string(),
+            col(&|k| {
+                let c = k.counts();
+                let g = |l: &str| c.get(l).copied().unwrap_or(0);
+                format!("{}/{}/{}/{}", g("PASS"), g("FAIL"), g("SKIP"), g("XFAIL"))
+            }),
+        ),
+        (
+            "modules missing".to_string(),
+            col(&|k| {
+                let miss: Vec<String> = k
+                    .missing_modules()
+                    .iter()
+                    .map(|m| {
+                        if m.state == "unknown" {
+                            format!("{}?", m.name)
+                        } else {
+                            m.name.clone()
+                        }
+                    })
+                    .collect();
+                if miss.is_empty() {
+                    "none".into()
+                } else {
+                    miss.join(" ")
+                }
+            }),
+        ),
     ];
     let mut warn_cells = Vec::new();
     for k in &m.kernels {
@@ -131,7 +186,13 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
         }
     }
     let releases = col(&|k| k.release.clone().unwrap_or_else(|| k.status.label().to_string()));
-    Table { kernels: col(&|k| k.name.clone()), releases, rows, notes, facts }
+    Table {
+        kernels: col(&|k| k.name.clone()),
+        releases,
+        rows,
+        notes,
+        facts,
+    }
 }
 
 fn cell_text(c: &Cell) -> String {
@@ -146,8 +207,23 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
     let t = table(m, order);
     let mut out = String::new();
     let total_cases = t.rows.len();
-    let _ = writeln!(out, "kharness matrix — {} kernel{}, {} case{}, {:.1} s wall", t.kernels.len(), if t.kernels.len() == 1 { "" } else { "s" }, total_cases, if total_cases == 1 { "" } else { "s" }, m.wall_ms as f64 / 1000.0);
-    let first_w = t.rows.iter().map(|(c, _)| c.len()).chain(t.facts.iter().map(|(l, _)| l.len())).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "kharness matrix — {} kernel{}, {} case{}, {:.1} s wall",
+        t.kernels.len(),
+        if t.kernels.len() == 1 { "" } else { "s" },
+        total_cases,
+        if total_cases == 1 { "" } else { "s" },
+        m.wall_ms as f64 / 1000.0
+    );
+    let first_w = t
+        .rows
+        .iter()
+        .map(|(c, _)| c.len())
+        .chain(t.facts.iter().map(|(l, _)| l.len()))
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let widths: Vec<usize> = (0..t.kernels.len())
         .map(|i| {
             let mut w = t.kernels[i].len().max(t.releases[i].len().min(24));
@@ -195,11 +271,19 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
     for (case, cells) in &t.rows {
         let _ = write!(out, "{case:<first_w$}");
         for (i, c) in cells.iter().enumerate() {
-            let _ = write!(out, "  {}", paint(format!("{:<w$}", cell_text(c), w = widths[i]), c.outcome));
+            let _ = write!(
+                out,
+                "  {}",
+                paint(format!("{:<w$}", cell_text(c), w = widths[i]), c.outcome)
+            );
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "{}", "-".repeat(first_w + widths.iter().map(|w| w + 2).sum::<usize>()));
+    let _ = writeln!(
+        out,
+        "{}",
+        "-".repeat(first_w + widths.iter().map(|w| w + 2).sum::<usize>())
+    );
     for (label, vals) in &t.facts {
         let _ = write!(out, "{label:<first_w$}");
         for (i, v) in vals.iter().enumerate() {
@@ -219,10 +303,24 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
     }
     out.push_str("\nkernels:\n");
     for k in &m.kernels {
-        let src = if k.source.is_empty() { k.description.as_str() } else { k.source.as_str() };
-        let _ = writeln!(out, "  {:<w$}  {src}", k.name, w = t.kernels.iter().map(|n| n.len()).max().unwrap_or(4));
+        let src = if k.source.is_empty() {
+            k.description.as_str()
+        } else {
+            k.source.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {src}",
+            k.name,
+            w = t.kernels.iter().map(|n| n.len()).max().unwrap_or(4)
+        );
         for n in &k.notes {
-            let _ = writeln!(out, "  {:<w$}    {n}", "", w = t.kernels.iter().map(|n| n.len()).max().unwrap_or(4));
+            let _ = writeln!(
+                out,
+                "  {:<w$}    {n}",
+                "",
+                w = t.kernels.iter().map(|n| n.len()).max().unwrap_or(4)
+            );
         }
     }
     for k in &m.kernels {
@@ -247,7 +345,13 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
     let not_done = m.kernels.iter().filter(|k| k.status != KernelStatus::Completed).count();
     out.push('\n');
     let _ = writeln!(out, "{} passed, {} failed, {} skipped", totals[0], totals[1], totals[2]);
-    let _ = writeln!(out, "{} xfailed; {} of {} kernels did not complete", totals[3], not_done, m.kernels.len());
+    let _ = writeln!(
+        out,
+        "{} xfailed; {} of {} kernels did not complete",
+        totals[3],
+        not_done,
+        m.kernels.len()
+    );
     out
 }
 
@@ -300,14 +404,19 @@ pub fn markdown(m: &Matrix, order: &[String]) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A self-contained HTML page (no external resources).
 pub fn html(m: &Matrix, order: &[String]) -> String {
     let t = table(m, order);
     let mut out = String::new();
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kharness matrix</title>\n<style>\n");
+    out.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kharness matrix</title>\n<style>\n",
+    );
     out.push_str(
         "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}\
 th,td{border:1px solid #ccc;padding:.3em .7em;text-align:left;white-space:nowrap}\
@@ -340,8 +449,15 @@ td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{backgro
                 Some(Outcome::Xfail) => "xfail",
                 None => "none",
             };
-            let title = c.reason.as_deref().map(|r| format!(" title=\"{}\"", html_escape(r))).unwrap_or_default();
-            let note = c.note.map(|n| format!(" <a href=\"#n{n}\">[{n}]</a>")).unwrap_or_default();
+            let title = c
+                .reason
+                .as_deref()
+                .map(|r| format!(" title=\"{}\"", html_escape(r)))
+                .unwrap_or_default();
+            let note = c
+                .note
+                .map(|n| format!(" <a href=\"#n{n}\">[{n}]</a>"))
+                .unwrap_or_default();
             let _ = write!(out, "<td class=\"{class}\"{title}>{}{note}</td>", c.label);
         }
         out.push_str("</tr>\n");
@@ -357,7 +473,11 @@ td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{backgro
     if !t.notes.is_empty() {
         out.push_str("<h2>Notes</h2>\n<ol class=\"notes\">\n");
         for (n, kernel, case, text) in &t.notes {
-            let what = if case.starts_with('(') { String::new() } else { format!("<code>{}</code> on {}: ", html_escape(case), html_escape(kernel)) };
+            let what = if case.starts_with('(') {
+                String::new()
+            } else {
+                format!("<code>{}</code> on {}: ", html_escape(case), html_escape(kernel))
+            };
             let _ = writeln!(out, "<li id=\"n{n}\" value=\"{n}\">{what}{}</li>", html_escape(text));
         }
         out.push_str("</ol>\n");
@@ -376,7 +496,16 @@ td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{backgro
             let _ = writeln!(out, "<li>{}</li>", html_escape(n));
         }
         for md in &k.modules {
-            let _ = writeln!(out, "<li>module {}: {}{}</li>", html_escape(&md.name), html_escape(&md.state), md.detail.as_deref().map(|d| format!(" ({})", html_escape(d))).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "<li>module {}: {}{}</li>",
+                html_escape(&md.name),
+                html_escape(&md.state),
+                md.detail
+                    .as_deref()
+                    .map(|d| format!(" ({})", html_escape(d)))
+                    .unwrap_or_default()
+            );
         }
         out.push_str("</ul>\n");
         if !k.console_tail.is_empty() {
@@ -399,7 +528,10 @@ pub fn junit(m: &Matrix) -> String {
             suite.add_property(quick_junit::Property::new("release", rel.clone()));
         }
         if let Some(info) = &k.kernel {
-            suite.add_property(quick_junit::Property::new("tcp_info_len", info.tcp_info_len.to_string()));
+            suite.add_property(quick_junit::Property::new(
+                "tcp_info_len",
+                info.tcp_info_len.to_string(),
+            ));
         }
         suite.add_property(quick_junit::Property::new("source", k.source.clone()));
         if k.status != KernelStatus::Completed {
@@ -423,7 +555,13 @@ pub fn junit(m: &Matrix) -> String {
                 Outcome::Fail => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_message(rep.reason.clone().unwrap_or_default());
-                    s.set_description(rep.mismatches.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"));
+                    s.set_description(
+                        rep.mismatches
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    );
                     s
                 }
             };
@@ -449,20 +587,38 @@ mod tests {
     #[test]
     fn renders_every_format() {
         let m = sample();
-        let order = vec!["tcp.fill".to_string(), "tcp.info_diag".to_string(), "sctp.basic".to_string()];
+        let order = vec![
+            "tcp.fill".to_string(),
+            "tcp.info_diag".to_string(),
+            "sctp.basic".to_string(),
+        ];
         let t = text(&m, &order, false);
         assert!(t.contains("tcp.fill"), "{t}");
         let row = t.lines().find(|l| l.starts_with("sctp.basic")).unwrap();
-        assert!(row.contains("—") && row.contains("skip [") && row.contains("—"), "{row}");
-        assert!(t.contains("kernel lacks SCTP (module sctp missing: not in package)"), "{t}");
+        assert!(
+            row.contains("—") && row.contains("skip [") && row.contains("—"),
+            "{row}"
+        );
+        assert!(
+            t.contains("kernel lacks SCTP (module sctp missing: not in package)"),
+            "{t}"
+        );
         assert!(t.contains("1 passed, 1 failed, 1 skipped"), "{t}");
         assert!(t.contains("5.10: kernel `") || t.contains("5.10: cannot fetch"), "{t}");
         let md = markdown(&m, &order);
         assert!(md.contains("| `tcp.fill` |") && md.contains("[^1]:"), "{md}");
         let h = html(&m, &order);
-        assert!(h.contains("title=\"kernel lacks SCTP") && h.contains("class=\"fail\"") && !h.contains("<script src") && !h.contains("href=\"http"));
+        assert!(
+            h.contains("title=\"kernel lacks SCTP")
+                && h.contains("class=\"fail\"")
+                && !h.contains("<script src")
+                && !h.contains("href=\"http")
+        );
         let j = junit(&m);
         assert_eq!(j.matches("<testsuite ").count(), 3, "{j}");
-        assert!(j.contains("kharness.6.1.tcp") && j.contains("<skipped") && j.contains("5.10.kernel"), "{j}");
+        assert!(
+            j.contains("kharness.6.1.tcp") && j.contains("<skipped") && j.contains("5.10.kernel"),
+            "{j}"
+        );
     }
 }

@@ -187,7 +187,10 @@ impl KernelRun {
 
     /// Modules that are not there, for skip reasons.
     pub fn missing_modules(&self) -> Vec<&ModuleReport> {
-        self.modules.iter().filter(|m| m.state == "missing" || m.state == "failed" || m.state == "unknown").collect()
+        self.modules
+            .iter()
+            .filter(|m| m.state == "missing" || m.state == "failed" || m.state == "unknown")
+            .collect()
     }
 
     /// The reason shown for a result: the case's own, plus the missing
@@ -206,9 +209,20 @@ impl KernelRun {
                 let base = m.name.trim_end_matches("_diag");
                 low.contains(&m.name) || (!base.is_empty() && low.contains(base))
             })
-            .map(|m| format!("module {} {}{}", m.name, m.state, m.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()))
+            .map(|m| {
+                format!(
+                    "module {} {}{}",
+                    m.name,
+                    m.state,
+                    m.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                )
+            })
             .collect();
-        Some(if causes.is_empty() { reason } else { format!("{reason} ({})", causes.join("; ")) })
+        Some(if causes.is_empty() {
+            reason
+        } else {
+            format!("{reason} ({})", causes.join("; "))
+        })
     }
 }
 
@@ -240,7 +254,11 @@ impl Recorder {
                         m.detail = error;
                     }
                 } else {
-                    run.modules.push(ModuleReport { name, state: if ok { "loaded" } else { "failed" }.into(), detail: error });
+                    run.modules.push(ModuleReport {
+                        name,
+                        state: if ok { "loaded" } else { "failed" }.into(),
+                        detail: error,
+                    });
                 }
             }
             Message::Header(h) => {
@@ -316,8 +334,11 @@ pub fn exit_code(m: &Matrix) -> i32 {
 /// Every case name across the kernels, in first-seen order after `order`.
 pub fn case_names(m: &Matrix, order: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let seen: std::collections::BTreeSet<&str> =
-        m.kernels.iter().flat_map(|k| k.results.iter().map(|r| r.report.case.as_str())).collect();
+    let seen: std::collections::BTreeSet<&str> = m
+        .kernels
+        .iter()
+        .flat_map(|k| k.results.iter().map(|r| r.report.case.as_str()))
+        .collect();
     for o in order {
         if seen.contains(o.as_str()) && !out.contains(o) {
             out.push(o.clone());
@@ -340,12 +361,18 @@ pub fn merge(parts: Vec<(String, Matrix)>) -> Result<Matrix, String> {
     let mut wall = 0;
     for (file, m) in parts {
         if m.schema != SCHEMA {
-            return Err(format!("{file}: matrix schema {} is not understood (this kharness reads {SCHEMA})", m.schema));
+            return Err(format!(
+                "{file}: matrix schema {} is not understood (this kharness reads {SCHEMA})",
+                m.schema
+            ));
         }
         wall += m.wall_ms;
         for k in m.kernels {
             if let Some((other, _)) = kernels.iter().find(|(_, o)| o.name == k.name) {
-                return Err(format!("kernel `{}` is in both {other} and {file}; merge each shard once", k.name));
+                return Err(format!(
+                    "kernel `{}` is in both {other} and {file}; merge each shard once",
+                    k.name
+                ));
             }
             kernels.push((file.clone(), k));
         }
@@ -384,19 +411,39 @@ pub(crate) mod tests {
         let mut a = KernelRun::new("6.1", 1, "bookworm");
         a.status = KernelStatus::Completed;
         a.release = Some("6.1.0-47-cloud-amd64".into());
-        a.modules.push(ModuleReport { name: "sctp".into(), state: "missing".into(), detail: Some("not in package".into()) });
+        a.modules.push(ModuleReport {
+            name: "sctp".into(),
+            state: "missing".into(),
+            detail: Some("not in package".into()),
+        });
         for (c, o, r) in [
             ("tcp.fill", Outcome::Pass, None),
             ("sctp.basic", Outcome::Skip, Some("kernel lacks SCTP")),
-            ("tcp.info_diag", Outcome::Xfail, Some("tcp_info is 232 bytes before 6.2: evidence")),
+            (
+                "tcp.info_diag",
+                Outcome::Xfail,
+                Some("tcp_info is 232 bytes before 6.2: evidence"),
+            ),
         ] {
-            a.results.push(MatrixResult { report: report(c, o, r), tcp_info_len: 232 });
+            a.results.push(MatrixResult {
+                report: report(c, o, r),
+                tcp_info_len: 232,
+            });
         }
         let mut b = KernelRun::new("host", 4, "native");
         b.status = KernelStatus::Completed;
-        b.results.push(MatrixResult { report: report("tcp.fill", Outcome::Fail, Some("x: expected 1, observed 0")), tcp_info_len: 280 });
+        b.results.push(MatrixResult {
+            report: report("tcp.fill", Outcome::Fail, Some("x: expected 1, observed 0")),
+            tcp_info_len: 280,
+        });
         let c = KernelRun::new("5.10", 0, "bullseye").fail(KernelStatus::Unavailable, "cannot fetch");
-        Matrix { schema: SCHEMA, harness: "0.1.0".into(), kernels: vec![c, a, b], wall_ms: 10, shard: None }
+        Matrix {
+            schema: SCHEMA,
+            harness: "0.1.0".into(),
+            kernels: vec![c, a, b],
+            wall_ms: 10,
+            shard: None,
+        }
     }
 
     #[test]
@@ -407,7 +454,10 @@ pub(crate) mod tests {
         let mut p2 = m.clone();
         p2.kernels = vec![m.kernels[1].clone()];
         let merged = merge(vec![("a.json".into(), p1.clone()), ("b.json".into(), p2)]).unwrap();
-        assert_eq!(merged.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["5.10", "6.1", "host"]);
+        assert_eq!(
+            merged.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+            ["5.10", "6.1", "host"]
+        );
         assert_eq!(merged.kernels, m.kernels);
         let e = merge(vec![("a.json".into(), p1.clone()), ("c.json".into(), p1)]).unwrap_err();
         assert!(e.contains("a.json") && e.contains("c.json"), "{e}");
@@ -426,16 +476,34 @@ pub(crate) mod tests {
         assert_eq!(exit_code(&m), 0);
         let k = &m.kernels[0];
         let skip = &k.results[1].report;
-        assert_eq!(k.reason_of(skip).unwrap(), "kernel lacks SCTP (module sctp missing: not in package)");
-        assert_eq!(case_names(&m, &["tcp.info_diag".into()]), ["tcp.info_diag", "tcp.fill", "sctp.basic"]);
+        assert_eq!(
+            k.reason_of(skip).unwrap(),
+            "kernel lacks SCTP (module sctp missing: not in package)"
+        );
+        assert_eq!(
+            case_names(&m, &["tcp.info_diag".into()]),
+            ["tcp.info_diag", "tcp.fill", "sctp.basic"]
+        );
     }
 
     #[test]
     fn recorder_crash_fails_running_case() {
         let mut run = KernelRun::new("6.1", 0, "");
         let mut rec = Recorder::default();
-        rec.apply(&mut run, Message::Hello { release: "6.1.0".into(), uptime_ms: 1, harness: "x".into() });
-        rec.apply(&mut run, Message::CaseStart { case: "tcp.fill".into() });
+        rec.apply(
+            &mut run,
+            Message::Hello {
+                release: "6.1.0".into(),
+                uptime_ms: 1,
+                harness: "x".into(),
+            },
+        );
+        rec.apply(
+            &mut run,
+            Message::CaseStart {
+                case: "tcp.fill".into(),
+            },
+        );
         rec.finish(&mut run, KernelStatus::Crashed, "no done");
         assert_eq!(run.status, KernelStatus::Crashed);
         assert_eq!(run.results[0].report.outcome, Outcome::Fail);

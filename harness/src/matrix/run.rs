@@ -152,13 +152,26 @@ pub fn run(opts: &MatrixOptions, sink: Sink) -> Matrix {
 /// report is out, so a run killed before that leaves nothing.
 pub fn run_with(opts: &MatrixOptions, cleanup: &Arc<Cleanup>, sink: Sink) -> Matrix {
     let started = Instant::now();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let run_dir = opts.cache_dir.join("runs").join(format!("{stamp}-{}", std::process::id()));
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let run_dir = opts
+        .cache_dir
+        .join("runs")
+        .join(format!("{stamp}-{}", std::process::id()));
     prune_runs(&opts.cache_dir.join("runs"), 8);
-    let vm_kernels = opts.kernels.iter().filter(|(_, k)| !matches!(k.source, KernelSource::Host)).count();
+    let vm_kernels = opts
+        .kernels
+        .iter()
+        .filter(|(_, k)| !matches!(k.source, KernelSource::Host))
+        .count();
     let (init, init_error) = match (&opts.init_binary, vm_kernels) {
         (_, 0) => (None, None),
-        (None, _) => (None, Some("no static kharness binary for the guest's /init (see --init-binary)".to_string())),
+        (None, _) => (
+            None,
+            Some("no static kharness binary for the guest's /init (see --init-binary)".to_string()),
+        ),
         (Some(p), _) => match std::fs::File::open(p) {
             Ok(_) => (Some(p.clone()), None),
             Err(e) => (None, Some(format!("cannot read the init binary {}: {e}", p.display()))),
@@ -169,14 +182,29 @@ pub fn run_with(opts: &MatrixOptions, cleanup: &Arc<Cleanup>, sink: Sink) -> Mat
     // none of it behind (see `cleanup`).
     if vm_kernels > 0 {
         if let Err(e) = cleanup.remove_on_death(&run_dir) {
-            sink(MatrixEvent::Note(format!("{e}: a killed run would leave {} behind", run_dir.display())));
+            sink(MatrixEvent::Note(format!(
+                "{e}: a killed run would leave {} behind",
+                run_dir.display()
+            )));
         }
         let _ = std::fs::create_dir_all(&run_dir);
         sink(MatrixEvent::Note(format!("logs in {}", run_dir.display())));
     }
-    let shared = Shared { qemu, accel: Mutex::new(opts.accel), init, init_error, run_dir };
-    let fetcher = Fetcher::new(opts.cache_dir.clone(), opts.suites.clone(), system_sources(Path::new("/")), opts.archive.clone(), opts.refresh)
-        .with_cleanup(Arc::clone(cleanup));
+    let shared = Shared {
+        qemu,
+        accel: Mutex::new(opts.accel),
+        init,
+        init_error,
+        run_dir,
+    };
+    let fetcher = Fetcher::new(
+        opts.cache_dir.clone(),
+        opts.suites.clone(),
+        system_sources(Path::new("/")),
+        opts.archive.clone(),
+        opts.refresh,
+    )
+    .with_cleanup(Arc::clone(cleanup));
     fetcher.clean_stale();
 
     let (tx, rx) = mpsc::channel::<Work>();
@@ -187,7 +215,11 @@ pub fn run_with(opts: &MatrixOptions, cleanup: &Arc<Cleanup>, sink: Sink) -> Mat
     let vm_slots = slots.min(vm_kernels.max(1));
     let smp = (cores / vm_slots).clamp(1, 2);
     for (_, k) in &opts.kernels {
-        sink(MatrixEvent::Stage { kernel: k.name.clone(), stage: Stage::Queued, detail: String::new() });
+        sink(MatrixEvent::Stage {
+            kernel: k.name.clone(),
+            stage: Stage::Queued,
+            detail: String::new(),
+        });
     }
     std::thread::scope(|s| {
         let fetch_tx = tx.clone();
@@ -238,7 +270,13 @@ pub fn run_with(opts: &MatrixOptions, cleanup: &Arc<Cleanup>, sink: Sink) -> Mat
     let _ = std::fs::remove_dir(&shared.run_dir);
     let mut kernels = results.into_inner().unwrap_or_else(|p| p.into_inner());
     kernels.sort_by_key(|k| k.index);
-    Matrix { schema: SCHEMA, harness: env!("CARGO_PKG_VERSION").to_string(), kernels, wall_ms: ms(started), shard: None }
+    Matrix {
+        schema: SCHEMA,
+        harness: env!("CARGO_PKG_VERSION").to_string(),
+        kernels,
+        wall_ms: ms(started),
+        shard: None,
+    }
 }
 
 fn prune_runs(dir: &Path, keep: usize) {
@@ -264,7 +302,9 @@ fn choose_accel(shared: &Shared, sink: Sink) -> Accel {
             Accel::Kvm
         }
         Err(e) => {
-            sink(MatrixEvent::Note(format!("KVM unusable ({e}): guests run under TCG (slower)")));
+            sink(MatrixEvent::Note(format!(
+                "KVM unusable ({e}): guests run under TCG (slower)"
+            )));
             Accel::Tcg
         }
     };
@@ -287,7 +327,13 @@ fn run_vm_kernel(
     let name = spec.name.clone();
     let mut run = KernelRun::new(&name, index, &spec.description);
     run.timings.fetch_ms = fetch_ms;
-    let stage = |stage: Stage, detail: String| sink(MatrixEvent::Stage { kernel: name.clone(), stage, detail });
+    let stage = |stage: Stage, detail: String| {
+        sink(MatrixEvent::Stage {
+            kernel: name.clone(),
+            stage,
+            detail,
+        })
+    };
     let ready = match ready {
         Ok(r) => r,
         Err(e) => {
@@ -308,7 +354,8 @@ fn run_vm_kernel(
         Some(root) => match ModuleTree::open(root) {
             Ok(tree) => tree.closure(&opts.modules),
             Err(e) => {
-                run.notes.push(format!("cannot read modules tree {}: {e}", root.display()));
+                run.notes
+                    .push(format!("cannot read modules tree {}: {e}", root.display()));
                 Default::default()
             }
         },
@@ -317,7 +364,11 @@ fn run_vm_kernel(
     for m in &opts.modules {
         let key = m.replace('-', "_");
         if !closure.states.contains_key(&key) {
-            run.modules.push(ModuleReport { name: key, state: "missing".into(), detail: Some("no modules tree (give --modules)".into()) });
+            run.modules.push(ModuleReport {
+                name: key,
+                state: "missing".into(),
+                detail: Some("no modules tree (give --modules)".into()),
+            });
         }
     }
     for (n, st) in &closure.states {
@@ -325,17 +376,29 @@ fn run_vm_kernel(
             ModuleState::Load => ("loaded", None),
             ModuleState::Builtin => ("builtin", None),
             ModuleState::Missing(d) => ("missing", Some(d.clone())),
-            ModuleState::Unknown => ("unknown", Some("no module file, and no modules.builtin to tell whether it is built in".into())),
+            ModuleState::Unknown => (
+                "unknown",
+                Some("no module file, and no modules.builtin to tell whether it is built in".into()),
+            ),
         };
-        run.modules.push(ModuleReport { name: n.clone(), state: state.into(), detail });
+        run.modules.push(ModuleReport {
+            name: n.clone(),
+            state: state.into(),
+            detail,
+        });
     }
     let dir = shared.run_dir.join(&name);
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        return run.fail(KernelStatus::Unavailable, format!("cannot create {}: {e}", dir.display()));
+        return run.fail(
+            KernelStatus::Unavailable,
+            format!("cannot create {}: {e}", dir.display()),
+        );
     }
     let accel = choose_accel(shared, sink);
     run.accel = accel.name().into();
-    let timeout_scale = opts.timeout_scale.unwrap_or(if accel == Accel::Kvm { 3.0 } else { 10.0 });
+    let timeout_scale = opts
+        .timeout_scale
+        .unwrap_or(if accel == Accel::Kvm { 3.0 } else { 10.0 });
     let config = GuestConfig {
         schema: 1,
         filters: opts.filters.clone(),
@@ -346,10 +409,23 @@ fn run_vm_kernel(
     let initrd = dir.join("initramfs.cpio");
     let size = match initramfs::build(&initrd, &init, &closure.load, &config) {
         Ok(s) => s,
-        Err(e) => return run.fail(KernelStatus::Unavailable, format!("cannot write the initramfs {}: {e}", initrd.display())),
+        Err(e) => {
+            return run.fail(
+                KernelStatus::Unavailable,
+                format!("cannot write the initramfs {}: {e}", initrd.display()),
+            )
+        }
     };
     run.timings.initramfs_ms = ms(t_init);
-    stage(Stage::Boot, format!("{} {} MiB initramfs, {} modules", accel.name(), size >> 20, closure.load.len()));
+    stage(
+        Stage::Boot,
+        format!(
+            "{} {} MiB initramfs, {} modules",
+            accel.name(),
+            size >> 20,
+            closure.load.len()
+        ),
+    );
 
     // Boot and read.
     let vm = VmSpec {
@@ -373,10 +449,17 @@ fn run_vm_kernel(
                 stage(Stage::Modules, format!("{release} up in {:.1} s", at.as_secs_f64()));
             }
             Message::Header(h) => {
-                sink(MatrixEvent::Total { kernel: name.clone(), cases: h.cases });
+                sink(MatrixEvent::Total {
+                    kernel: name.clone(),
+                    cases: h.cases,
+                });
                 stage(Stage::Cases, format!("{} cases", h.cases));
             }
-            Message::Result(r) => sink(MatrixEvent::Case { kernel: name.clone(), case: r.case.clone(), outcome: r.outcome }),
+            Message::Result(r) => sink(MatrixEvent::Case {
+                kernel: name.clone(),
+                case: r.case.clone(),
+                outcome: r.outcome,
+            }),
             Message::Done { .. } => done_at = Some(at),
             _ => {}
         }
@@ -399,11 +482,17 @@ fn run_vm_kernel(
                 run.notes.push(format!("results protocol: {e}"));
             }
             let why = if end.timed_out {
-                format!("killed at the wall-clock limit of {} s (--vm-timeout)", opts.vm_timeout.as_secs())
+                format!(
+                    "killed at the wall-clock limit of {} s (--vm-timeout)",
+                    opts.vm_timeout.as_secs()
+                )
             } else if !rec.hello {
                 let qerr = end.stderr.trim();
                 if qerr.is_empty() {
-                    format!("kernel `{name}` did not boot to /init (QEMU {}); see the console tail", end.status.map(|s| s.to_string()).unwrap_or_default())
+                    format!(
+                        "kernel `{name}` did not boot to /init (QEMU {}); see the console tail",
+                        end.status.map(|s| s.to_string()).unwrap_or_default()
+                    )
                 } else {
                     format!(
                         "kernel `{name}` did not boot: QEMU said: {}; check that {} is an x86-64 kernel image (bzImage)",
@@ -412,9 +501,20 @@ fn run_vm_kernel(
                     )
                 }
             } else {
-                format!("the guest stopped without `done` (QEMU {}); see the console tail", end.status.map(|s| s.to_string()).unwrap_or_default())
+                format!(
+                    "the guest stopped without `done` (QEMU {}); see the console tail",
+                    end.status.map(|s| s.to_string()).unwrap_or_default()
+                )
             };
-            rec.finish(&mut run, if end.timed_out { KernelStatus::TimedOut } else { KernelStatus::Crashed }, &why);
+            rec.finish(
+                &mut run,
+                if end.timed_out {
+                    KernelStatus::TimedOut
+                } else {
+                    KernelStatus::Crashed
+                },
+                &why,
+            );
         }
     }
     if run.status != KernelStatus::Completed {
@@ -435,14 +535,24 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     let mut run = KernelRun::new(&name, index, &spec.description);
     run.source = "host (native)".into();
     run.accel = "native".into();
-    sink(MatrixEvent::Stage { kernel: name.clone(), stage: Stage::Cases, detail: "native".into() });
+    sink(MatrixEvent::Stage {
+        kernel: name.clone(),
+        stage: Stage::Cases,
+        detail: "native".into(),
+    });
     let mut cmd = Command::new(&opts.host_exe);
-    cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()]).args(&opts.filters);
+    cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()])
+        .args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     crate::sys::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return run.fail(KernelStatus::Unavailable, format!("cannot start {}: {e}", opts.host_exe.display())),
+        Err(e) => {
+            return run.fail(
+                KernelStatus::Unavailable,
+                format!("cannot start {}: {e}", opts.host_exe.display()),
+            )
+        }
     };
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -457,7 +567,10 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let killer = std::thread::spawn(move || {
         if stop_rx.recv_timeout(limit).is_err() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             return true;
         }
         false
@@ -466,8 +579,15 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         let Ok(Some(msg)) = decode(&line) else { continue };
         match &msg {
-            Message::Header(h) => sink(MatrixEvent::Total { kernel: name.clone(), cases: h.cases }),
-            Message::Result(r) => sink(MatrixEvent::Case { kernel: name.clone(), case: r.case.clone(), outcome: r.outcome }),
+            Message::Header(h) => sink(MatrixEvent::Total {
+                kernel: name.clone(),
+                cases: h.cases,
+            }),
+            Message::Result(r) => sink(MatrixEvent::Case {
+                kernel: name.clone(),
+                case: r.case.clone(),
+                outcome: r.outcome,
+            }),
             Message::Summary(_) => rec.done = true,
             _ => {}
         }
@@ -482,13 +602,28 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     let code = status.as_ref().ok().and_then(|s| s.code());
     if !rec.hello && (code == Some(2) || code == Some(69)) {
         let msg = stderr.lines().last().unwrap_or("").trim().to_string();
-        return run.fail(KernelStatus::Unavailable, format!("host: `kharness run` could not run: {msg}"));
+        return run.fail(
+            KernelStatus::Unavailable,
+            format!("host: `kharness run` could not run: {msg}"),
+        );
     }
     let why = if killed {
         format!("killed at the wall-clock limit of {} s", limit.as_secs())
     } else {
-        format!("`kharness run` ended without a summary ({}): {}", status.map(|s| s.to_string()).unwrap_or_default(), stderr.trim())
+        format!(
+            "`kharness run` ended without a summary ({}): {}",
+            status.map(|s| s.to_string()).unwrap_or_default(),
+            stderr.trim()
+        )
     };
-    rec.finish(&mut run, if killed { KernelStatus::TimedOut } else { KernelStatus::Crashed }, &why);
+    rec.finish(
+        &mut run,
+        if killed {
+            KernelStatus::TimedOut
+        } else {
+            KernelStatus::Crashed
+        },
+        &why,
+    );
     run
 }

@@ -42,7 +42,13 @@ impl<W: Write> Human<W> {
     /// Writes to `out`; `color` adds ANSI colours; `verbose` prints every
     /// observation of every case.
     pub fn new(out: W, color: bool, verbose: bool) -> Self {
-        Human { out, color, verbose, repeat: 1, summaries: 0 }
+        Human {
+            out,
+            color,
+            verbose,
+            repeat: 1,
+            summaries: 0,
+        }
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -71,11 +77,34 @@ impl<W: Write> Reporter for Human<W> {
                     if h.jobs == 1 { "" } else { "s" },
                     h.cases,
                     if h.cases == 1 { "" } else { "s" },
-                    if h.repeat > 1 { format!(" × {} repetitions", h.repeat) } else { String::new() }
+                    if h.repeat > 1 {
+                        format!(" × {} repetitions", h.repeat)
+                    } else {
+                        String::new()
+                    }
                 )?;
-                let present: Vec<&str> = k.protocols.iter().filter(|(_, v)| **v).map(|(n, _)| n.as_str()).collect();
-                let absent: Vec<&str> = k.protocols.iter().filter(|(_, v)| !**v).map(|(n, _)| n.as_str()).collect();
-                writeln!(self.out, "protocols: {}; absent: {}", present.join(" "), if absent.is_empty() { "none".into() } else { absent.join(" ") })?;
+                let present: Vec<&str> = k
+                    .protocols
+                    .iter()
+                    .filter(|(_, v)| **v)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                let absent: Vec<&str> = k
+                    .protocols
+                    .iter()
+                    .filter(|(_, v)| !**v)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                writeln!(
+                    self.out,
+                    "protocols: {}; absent: {}",
+                    present.join(" "),
+                    if absent.is_empty() {
+                        "none".into()
+                    } else {
+                        absent.join(" ")
+                    }
+                )?;
             }
             Event::CaseStarted { .. } => {}
             Event::CaseFinished(r) => {
@@ -94,8 +123,19 @@ impl<W: Write> Reporter for Human<W> {
                 } else {
                     tail
                 };
-                let name = if self.repeat > 1 { format!("{} #{}", r.case, r.repetition) } else { r.case.clone() };
-                writeln!(self.out, "  {}  {:<32} {:>6} ms  {}", self.paint(code, &format!("{label:<5}")), name, r.duration_ms, first_line)?;
+                let name = if self.repeat > 1 {
+                    format!("{} #{}", r.case, r.repetition)
+                } else {
+                    r.case.clone()
+                };
+                writeln!(
+                    self.out,
+                    "  {}  {:<32} {:>6} ms  {}",
+                    self.paint(code, &format!("{label:<5}")),
+                    name,
+                    r.duration_ms,
+                    first_line
+                )?;
                 if r.outcome == Outcome::Fail || r.outcome == Outcome::Xfail {
                     for m in &r.mismatches {
                         writeln!(self.out, "         {}", self.paint("31", &m.to_string()))?;
@@ -113,11 +153,24 @@ impl<W: Write> Reporter for Human<W> {
             Event::CaseSummary(c) => {
                 if self.summaries == 0 {
                     writeln!(self.out)?;
-                    writeln!(self.out, "{:<36} {:>4} {:>6} {:>6} {:>6}", format!("per case over {} repetitions:", self.repeat), "runs", "min", "median", "max")?;
+                    writeln!(
+                        self.out,
+                        "{:<36} {:>4} {:>6} {:>6} {:>6}",
+                        format!("per case over {} repetitions:", self.repeat),
+                        "runs",
+                        "min",
+                        "median",
+                        "max"
+                    )?;
                 }
                 self.summaries += 1;
                 let mut counts = Vec::new();
-                for (n, what) in [(c.passed, "passed"), (c.failed, "failed"), (c.skipped, "skipped"), (c.xfailed, "xfailed")] {
+                for (n, what) in [
+                    (c.passed, "passed"),
+                    (c.failed, "failed"),
+                    (c.skipped, "skipped"),
+                    (c.xfailed, "xfailed"),
+                ] {
                     if n > 0 {
                         counts.push(format!("{n} {what}"));
                     }
@@ -127,9 +180,17 @@ impl<W: Write> Reporter for Human<W> {
                     counts.push(format!("failed in {}", reps.join(" ")));
                 }
                 let counts = counts.join(", ");
-                let counts = if c.failed > 0 || c.runs < self.repeat { self.paint("1;31", &counts) } else { counts };
+                let counts = if c.failed > 0 || c.runs < self.repeat {
+                    self.paint("1;31", &counts)
+                } else {
+                    counts
+                };
                 let d = c.duration_ms;
-                writeln!(self.out, "  {:<34} {:>4} {:>6} {:>6} {:>6} ms  {}", c.case, c.runs, d.min, d.median, d.max, counts)?;
+                writeln!(
+                    self.out,
+                    "  {:<34} {:>4} {:>6} {:>6} {:>6} ms  {}",
+                    c.case, c.runs, d.min, d.median, d.max, counts
+                )?;
             }
             Event::RunFinished(s) => {
                 writeln!(self.out)?;
@@ -137,7 +198,12 @@ impl<W: Write> Reporter for Human<W> {
                 let line = format!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
                 let code = if s.failed > 0 { "1;31" } else { "1;32" };
                 writeln!(self.out, "{}", self.paint(code, &line))?;
-                writeln!(self.out, "{} xfailed; {:.2} s wall", s.xfailed, s.duration_ms as f64 / 1000.0)?;
+                writeln!(
+                    self.out,
+                    "{} xfailed; {:.2} s wall",
+                    s.xfailed,
+                    s.duration_ms as f64 / 1000.0
+                )?;
             }
         }
         self.out.flush()

@@ -25,7 +25,12 @@ pub struct Junit {
 impl Junit {
     /// Will write to `path`.
     pub fn new(path: PathBuf) -> Self {
-        Junit { path, kernel: String::new(), repeat: 1, results: Vec::new() }
+        Junit {
+            path,
+            kernel: String::new(),
+            repeat: 1,
+            results: Vec::new(),
+        }
     }
 
     /// Builds the XML for the results so far.
@@ -55,7 +60,11 @@ impl Junit {
                         s
                     }
                 };
-                let name = if self.repeat > 1 { format!("{} (repetition {})", r.case, r.repetition) } else { r.case.clone() };
+                let name = if self.repeat > 1 {
+                    format!("{} (repetition {})", r.case, r.repetition)
+                } else {
+                    r.case.clone()
+                };
                 let mut tc = TestCase::new(name, status);
                 tc.set_classname(format!("kharness.{family}"));
                 tc.set_time(Duration::from_millis(r.duration_ms));

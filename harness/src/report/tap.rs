@@ -33,7 +33,11 @@ impl<W: Write> Reporter for Tap<W> {
         match event {
             Event::RunStarted(h) => {
                 writeln!(self.out, "TAP version 13")?;
-                writeln!(self.out, "# kharness {} on {} (tcp_info {} bytes, {})", h.harness, h.kernel.release, h.kernel.tcp_info_len, h.kernel.privileges)?;
+                writeln!(
+                    self.out,
+                    "# kharness {} on {} (tcp_info {} bytes, {})",
+                    h.harness, h.kernel.release, h.kernel.tcp_info_len, h.kernel.privileges
+                )?;
                 self.repeat = h.repeat;
                 writeln!(self.out, "1..{}", h.cases * h.repeat.max(1))?;
             }
@@ -41,7 +45,11 @@ impl<W: Write> Reporter for Tap<W> {
             Event::CaseFinished(r) => {
                 self.n += 1;
                 let reason = r.reason.as_deref().map(one_line).unwrap_or_default();
-                let name = if self.repeat > 1 { format!("{} repetition {}", r.case, r.repetition) } else { r.case.clone() };
+                let name = if self.repeat > 1 {
+                    format!("{} repetition {}", r.case, r.repetition)
+                } else {
+                    r.case.clone()
+                };
                 match r.outcome {
                     Outcome::Pass => writeln!(self.out, "ok {} {}", self.n, name)?,
                     Outcome::Skip => writeln!(self.out, "ok {} {} # SKIP {}", self.n, name, reason)?,
@@ -49,14 +57,30 @@ impl<W: Write> Reporter for Tap<W> {
                     Outcome::Fail => {
                         writeln!(self.out, "not ok {} {}", self.n, name)?;
                         writeln!(self.out, "  ---")?;
-                        writeln!(self.out, "  message: {}", serde_json::to_string(&reason).unwrap_or_default())?;
+                        writeln!(
+                            self.out,
+                            "  message: {}",
+                            serde_json::to_string(&reason).unwrap_or_default()
+                        )?;
                         if !r.mismatches.is_empty() {
                             writeln!(self.out, "  mismatches:")?;
                             for m in &r.mismatches {
-                                writeln!(self.out, "    - counter: {}", serde_json::to_string(&m.counter).unwrap_or_default())?;
-                                writeln!(self.out, "      expected: {}", serde_json::to_string(&m.expected).unwrap_or_default())?;
+                                writeln!(
+                                    self.out,
+                                    "    - counter: {}",
+                                    serde_json::to_string(&m.counter).unwrap_or_default()
+                                )?;
+                                writeln!(
+                                    self.out,
+                                    "      expected: {}",
+                                    serde_json::to_string(&m.expected).unwrap_or_default()
+                                )?;
                                 writeln!(self.out, "      observed: {}", m.observed)?;
-                                writeln!(self.out, "      source: {}", serde_json::to_string(&m.source).unwrap_or_default())?;
+                                writeln!(
+                                    self.out,
+                                    "      source: {}",
+                                    serde_json::to_string(&m.source).unwrap_or_default()
+                                )?;
                             }
                         }
                         writeln!(self.out, "  ...")?;

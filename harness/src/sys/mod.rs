@@ -43,12 +43,7 @@ pub fn ioctl_int(fd: BorrowedFd<'_>, request: libc::c_ulong) -> io::Result<i32> 
 ///
 /// This is how variable-generation structs such as `struct tcp_info` are read:
 /// the returned length says which generation the kernel has.
-pub fn getsockopt_bytes(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    cap: usize,
-) -> io::Result<Vec<u8>> {
+pub fn getsockopt_bytes(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, cap: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; cap];
     let mut len = cap as libc::socklen_t;
     // SAFETY: `buf` is a live allocation of `cap` bytes and `len` tells the
@@ -78,12 +73,7 @@ pub fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int)
 }
 
 /// `setsockopt` with an arbitrary byte value.
-pub fn setsockopt_bytes(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &[u8],
-) -> io::Result<()> {
+pub fn setsockopt_bytes(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: &[u8]) -> io::Result<()> {
     // SAFETY: `value` is a live slice; the kernel reads at most `value.len()`
     // bytes from it.
     let rc = unsafe {
@@ -102,12 +92,7 @@ pub fn setsockopt_bytes(
 }
 
 /// `setsockopt` of an `int` option.
-pub fn setsockopt_int(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: i32,
-) -> io::Result<()> {
+pub fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: i32) -> io::Result<()> {
     setsockopt_bytes(fd, level, name, &value.to_ne_bytes())
 }
 
@@ -226,16 +211,14 @@ pub struct ScmRecv {
 /// when the kernel set `MSG_CTRUNC`: with SCM_RIGHTS the descriptors that fit
 /// were installed in our table and must be owned (and closed) by someone,
 /// which is the point of a case that truncates on purpose.
-pub fn recvmsg_scm(
-    fd: BorrowedFd<'_>,
-    buf: &mut [u8],
-    control_cap: usize,
-    flags: libc::c_int,
-) -> io::Result<ScmRecv> {
+pub fn recvmsg_scm(fd: BorrowedFd<'_>, buf: &mut [u8], control_cap: usize, flags: libc::c_int) -> io::Result<ScmRecv> {
     // u64 elements keep the control buffer aligned for `struct cmsghdr`.
     let mut control = vec![0u64; control_cap.div_ceil(8)];
     let mut name = [0u8; 128];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: `msghdr` is plain data; all-zero is a valid value (null
     // pointers, zero lengths), and the fields we need are set below.
     let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -298,12 +281,13 @@ pub fn recvmsg_scm(
                     out.fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                 }
             }
-        } else if level == libc::SOL_SOCKET
-            && ty == libc::SCM_CREDENTIALS
-            && data.len() >= size_of::<libc::ucred>()
-        {
+        } else if level == libc::SOL_SOCKET && ty == libc::SCM_CREDENTIALS && data.len() >= size_of::<libc::ucred>() {
             let u = |i: usize| u32::from_ne_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-            out.creds.push(libc::ucred { pid: u(0) as libc::pid_t, uid: u(4), gid: u(8) });
+            out.creds.push(libc::ucred {
+                pid: u(0) as libc::pid_t,
+                uid: u(4),
+                gid: u(8),
+            });
         }
         if end == bytes.len() {
             break;

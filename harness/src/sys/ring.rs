@@ -163,9 +163,9 @@ impl Drop for MmapRing {
 /// ring guard really unmapped its memory).
 pub fn is_mapped(addr: usize) -> io::Result<bool> {
     let maps = std::fs::read_to_string("/proc/self/maps")?;
-    Ok(maps.lines().any(|l| {
-        l.split('-').next().and_then(|s| usize::from_str_radix(s, 16).ok()) == Some(addr)
-    }))
+    Ok(maps
+        .lines()
+        .any(|l| l.split('-').next().and_then(|s| usize::from_str_radix(s, 16).ok()) == Some(addr)))
 }
 
 #[cfg(test)]

@@ -21,7 +21,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_kharness");
 /// A count from the environment (`KHARNESS_KILL_POINTS=100`), else `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v}: give a whole number")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: give a whole number")),
         Err(_) => default,
     }
 }
@@ -52,7 +55,15 @@ pub struct Proc {
 
 impl std::fmt::Display for Proc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pid {} ({}, state {}, parent {}): {}", self.pid, self.comm, self.state, self.ppid, self.cmdline.chars().take(160).collect::<String>())
+        write!(
+            f,
+            "pid {} ({}, state {}, parent {}): {}",
+            self.pid,
+            self.comm,
+            self.state,
+            self.ppid,
+            self.cmdline.chars().take(160).collect::<String>()
+        )
     }
 }
 
@@ -61,10 +72,16 @@ pub fn processes() -> Vec<Proc> {
     let mut v = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else { return v };
     for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
         // pid (comm) state ppid …; comm may hold spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let comm = stat[open + 1..close].to_string();
         let mut rest = stat[close + 1..].split_whitespace();
         let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
@@ -75,7 +92,14 @@ pub fn processes() -> Vec<Proc> {
         let cmdline = std::fs::read(e.path().join("cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
             .unwrap_or_default();
-        v.push(Proc { pid, ppid, state, comm, exe, cmdline });
+        v.push(Proc {
+            pid,
+            ppid,
+            state,
+            comm,
+            exe,
+            cmdline,
+        });
     }
     v
 }
@@ -91,7 +115,9 @@ pub fn become_subreaper() {
 pub fn ours(except: &[u32]) -> Vec<Proc> {
     let all = processes();
     let mine = mine(&all);
-    all.into_iter().filter(|p| mine.contains(&p.pid) && !except.contains(&p.pid)).collect()
+    all.into_iter()
+        .filter(|p| mine.contains(&p.pid) && !except.contains(&p.pid))
+        .collect()
 }
 
 /// The pids among `all` that are ours (see [`ours`]).
@@ -108,7 +134,10 @@ fn mine(all: &[Proc]) -> BTreeSet<u32> {
         }
         false
     };
-    all.iter().filter(|p| p.pid != me && (p.exe == BIN || descends(p.pid))).map(|p| p.pid).collect()
+    all.iter()
+        .filter(|p| p.pid != me && (p.exe == BIN || descends(p.pid)))
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Reaps the zombie orphans handed to this test.
@@ -116,7 +145,10 @@ pub fn reap_orphans(except: &[u32]) {
     let me = std::process::id();
     for p in processes() {
         if p.ppid == me && p.state == 'Z' && !except.contains(&p.pid) {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(p.pid as i32), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(p.pid as i32),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
         }
     }
 }
@@ -159,21 +191,31 @@ pub fn netns_holders() -> BTreeMap<String, Vec<Holder>> {
         let ours = mine.contains(&p.pid);
         let mut add = |ns: String, via: String| {
             if ns.starts_with("net:[") {
-                out.entry(ns).or_default().push(Holder { pid: p.pid, comm: p.comm.clone(), via, ours });
+                out.entry(ns).or_default().push(Holder {
+                    pid: p.pid,
+                    comm: p.comm.clone(),
+                    via,
+                    ours,
+                });
             }
         };
         if let Ok(t) = std::fs::read_link(dir.join("ns/net")) {
             add(t.to_string_lossy().into_owned(), "ns".into());
         }
         for (sub, link) in [("task", Some("ns/net")), ("fd", None)] {
-            let Ok(rd) = std::fs::read_dir(dir.join(sub)) else { continue };
+            let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let path = match link {
                     Some(l) => e.path().join(l),
                     None => e.path(),
                 };
                 if let Ok(t) = std::fs::read_link(&path) {
-                    add(t.to_string_lossy().into_owned(), format!("{sub} {}", e.file_name().to_string_lossy()));
+                    add(
+                        t.to_string_lossy().into_owned(),
+                        format!("{sub} {}", e.file_name().to_string_lossy()),
+                    );
                 }
             }
         }
@@ -183,13 +225,21 @@ pub fn netns_holders() -> BTreeMap<String, Vec<Holder>> {
 
 /// This mount namespace's mounts, one line each (mount id and all).
 pub fn mounts() -> BTreeSet<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().map(str::to_string).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The host namespace's links, by name.
 pub fn links() -> BTreeSet<String> {
     std::fs::read_dir("/sys/class/net")
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -253,16 +303,27 @@ impl Baseline {
             if self.netns.contains(&ns) {
                 continue;
             }
-            let who: Vec<String> = holders.iter().map(|h| format!("pid {} {} ({})", h.pid, h.comm, h.via)).collect();
+            let who: Vec<String> = holders
+                .iter()
+                .map(|h| format!("pid {} {} ({})", h.pid, h.comm, h.via))
+                .collect();
             if holders.iter().any(|h| h.ours) {
-                f.leaks.push(format!("network namespace {ns} left, held by {}", who.join(", ")));
+                f.leaks
+                    .push(format!("network namespace {ns} left, held by {}", who.join(", ")));
             } else {
-                f.notes.push(format!("network namespace {ns} appeared, held by other processes: {}", who.join(", ")));
+                f.notes.push(format!(
+                    "network namespace {ns} appeared, held by other processes: {}",
+                    who.join(", ")
+                ));
             }
         }
         let now = mounts();
         for m in now.difference(&self.mounts) {
-            let what = if m.contains(" - nsfs ") { "namespace mount" } else { "mount" };
+            let what = if m.contains(" - nsfs ") {
+                "namespace mount"
+            } else {
+                "mount"
+            };
             f.leaks.push(format!("{what} left: {m}"));
         }
         for l in links().difference(&self.links) {
@@ -299,7 +360,11 @@ pub fn host_snapshot() -> String {
                 for line in text.lines() {
                     // Neighbour states age by themselves (REACHABLE → STALE);
                     // the entry itself is what a test could leave.
-                    let line = if args.contains(&"neigh") { neigh_key(line) } else { line.to_string() };
+                    let line = if args.contains(&"neigh") {
+                        neigh_key(line)
+                    } else {
+                        line.to_string()
+                    };
                     s.push_str(&format!("ip {}: {line}\n", args.join(" ")));
                 }
             }
@@ -316,8 +381,21 @@ pub fn host_snapshot() -> String {
 }
 
 fn neigh_key(line: &str) -> String {
-    let states = ["REACHABLE", "STALE", "DELAY", "PROBE", "FAILED", "INCOMPLETE", "NOARP", "PERMANENT", "NONE"];
-    line.split_whitespace().filter(|w| !states.contains(w)).collect::<Vec<_>>().join(" ")
+    let states = [
+        "REACHABLE",
+        "STALE",
+        "DELAY",
+        "PROBE",
+        "FAILED",
+        "INCOMPLETE",
+        "NOARP",
+        "PERMANENT",
+        "NONE",
+    ];
+    line.split_whitespace()
+        .filter(|w| !states.contains(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn walk_sysctls(dir: &Path, out: &mut Vec<(String, String)>) {
@@ -373,24 +451,57 @@ pub fn cached_kernel() -> Result<CachedKernel, String> {
         return Err("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)".into());
     }
     let init = static_init().ok_or("no static kharness for the guest's /init: run ci/build-static.sh")?;
-    let cache = std::env::var_os("KHARNESS_TEST_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
-        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".cache")).join("kharness")
-    });
+    let cache = std::env::var_os("KHARNESS_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/root".into());
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".cache"))
+                .join("kharness")
+        });
     let mut found = Vec::new();
-    for e in std::fs::read_dir(cache.join("kernels")).map_err(|e| format!("no kernel cache at {}: {e}; run `kharness matrix` once", cache.display()))?.flatten() {
-        let Ok(text) = std::fs::read_to_string(e.path().join("entry.json")) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+    for e in std::fs::read_dir(cache.join("kernels"))
+        .map_err(|e| {
+            format!(
+                "no kernel cache at {}: {e}; run `kharness matrix` once",
+                cache.display()
+            )
+        })?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(e.path().join("entry.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
         let Some(release) = v["release"].as_str() else { continue };
         let modules = e.path().join("modules").join(release);
         let image = e.path().join("vmlinuz");
         if image.is_file() && modules.is_dir() {
             let size = tree(&e.path()).len();
-            found.push((size, CachedKernel { entry: e.path(), image, modules, release: release.to_string(), init: init.clone() }));
+            found.push((
+                size,
+                CachedKernel {
+                    entry: e.path(),
+                    image,
+                    modules,
+                    release: release.to_string(),
+                    init: init.clone(),
+                },
+            ));
         }
     }
     found.sort_by_key(|(n, _)| *n);
-    found.into_iter().next().map(|(_, k)| k).ok_or_else(|| format!("no complete kernel entry in {}; run `kharness matrix` once", cache.display()))
+    found.into_iter().next().map(|(_, k)| k).ok_or_else(|| {
+        format!(
+            "no complete kernel entry in {}; run `kharness matrix` once",
+            cache.display()
+        )
+    })
 }
 
 /// The static kharness the matrix would find (`CARGO_TARGET_DIR` or next
@@ -431,7 +542,11 @@ pub fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Runs `kharness ARGS` to completion: (exit code, stdout, stderr).
 pub fn kharness(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).output().expect("run kharness");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A stand-in for Debian's archive: `apt-get` and `apt-cache` scripts first
@@ -511,7 +626,10 @@ impl FakeArchive {
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("dpkg-deb --build failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "dpkg-deb --build failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let _ = std::fs::remove_dir_all(&stage);
         // The release pattern: `*` for the part before the first `-`.
@@ -524,7 +642,15 @@ impl FakeArchive {
             ),
         )
         .map_err(|e| e.to_string())?;
-        Ok(FakeArchive { root: root.to_path_buf(), bin, deb, list, package, version, kernel })
+        Ok(FakeArchive {
+            root: root.to_path_buf(),
+            bin,
+            deb,
+            list,
+            package,
+            version,
+            kernel,
+        })
     }
 
     /// `kharness matrix fake` over `cache`, serving `deb`.
@@ -533,31 +659,48 @@ impl FakeArchive {
         let mut paths = vec![self.bin.clone()];
         paths.extend(std::env::split_paths(&path));
         let mut c = Command::new(BIN);
-        c.args(["matrix", "fake", "--case", "tcp.refused", "--format", "json", "--archive", "http://fake.invalid/debian"])
-            .arg("--list")
-            .arg(&self.list)
-            .arg("--cache-dir")
-            .arg(cache)
-            .arg("--init-binary")
-            .arg(&self.kernel.init)
-            .env("PATH", std::env::join_paths(paths).unwrap())
-            .env("KHARNESS_FAKE_DEB", deb)
-            .env("KHARNESS_FAKE_PKG", &self.package)
-            .env("KHARNESS_FAKE_VER", &self.version);
+        c.args([
+            "matrix",
+            "fake",
+            "--case",
+            "tcp.refused",
+            "--format",
+            "json",
+            "--archive",
+            "http://fake.invalid/debian",
+        ])
+        .arg("--list")
+        .arg(&self.list)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("--init-binary")
+        .arg(&self.kernel.init)
+        .env("PATH", std::env::join_paths(paths).unwrap())
+        .env("KHARNESS_FAKE_DEB", deb)
+        .env("KHARNESS_FAKE_PKG", &self.package)
+        .env("KHARNESS_FAKE_VER", &self.version);
         c
     }
 
     /// Whether the cache entry `kernels/DIR` is complete: its entry.json,
     /// the whole image and every module file.
     pub fn entry_complete(&self, dir: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(dir.join("entry.json")).map_err(|e| format!("{}: no entry.json: {e}", dir.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: entry.json: {e}", dir.display()))?;
+        let text = std::fs::read_to_string(dir.join("entry.json"))
+            .map_err(|e| format!("{}: no entry.json: {e}", dir.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: entry.json: {e}", dir.display()))?;
         let rel = v["release"].as_str().unwrap_or("");
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(u64::MAX);
         if size(&dir.join("vmlinuz")) != size(&self.kernel.image) {
             return Err(format!("{}: vmlinuz is not whole", dir.display()));
         }
-        let files = |d: &Path| tree(d).into_iter().filter(|p| d.join(p).is_file()).map(|p| (size(&d.join(&p)), p)).collect::<BTreeSet<_>>();
+        let files = |d: &Path| {
+            tree(d)
+                .into_iter()
+                .filter(|p| d.join(p).is_file())
+                .map(|p| (size(&d.join(&p)), p))
+                .collect::<BTreeSet<_>>()
+        };
         if files(&dir.join("modules").join(rel)) != files(&self.kernel.modules) {
             return Err(format!("{}: the modules tree is not whole", dir.display()));
         }
