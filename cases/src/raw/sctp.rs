@@ -2,6 +2,7 @@
 //! calls, no libsctp. Where the kernel has no SCTP, socket() says
 //! EPROTONOSUPPORT and the cases skip naming CONFIG_IP_SCTP.
 
+use kharness::procfs::Mib;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -120,23 +121,84 @@ pub static ONE_TO_ONE: CaseDef = CaseDef {
     run: run_one_to_one,
 };
 
+/// What both SCTP cases share: the three-namespace topology, a listening
+/// socket in the receiver and a client in the sender (both of type `ty`),
+/// and the counters taken before any packet. The server socket is handed
+/// back apart from it, so a case can consume it (one-to-one accepts and
+/// closes its listener, as an application would).
+struct SctpRun {
+    net: super::Net3,
+    client: OwnedFd,
+    port: u16,
+    s_before: Mib,
+    r_before: Mib,
+    ss0: std::collections::BTreeMap<String, i64>,
+    rs0: std::collections::BTreeMap<String, i64>,
+}
+
+impl SctpRun {
+    /// Opens both sockets (skipping where SCTP is missing), snapshots the
+    /// counters, binds the server to the receiver's address and listens.
+    fn start(ctx: &mut Ctx, ty: libc::c_int) -> Result<(SctpRun, OwnedFd), CaseError> {
+        let net = net3(Net3Opts::default())?;
+        let server = sctp_socket(ctx, net.receiver(), ty)?;
+        let client = sctp_socket(ctx, net.sender(), ty)?;
+        let s_before = mib(net.sender())?;
+        let r_before = mib(net.receiver())?;
+        let (ss0, rs0) = (sctp_snmp(net.sender()), sctp_snmp(net.receiver()));
+        socket::bind(
+            server.as_raw_fd(),
+            &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0),
+        )?;
+        socket::listen(&server, socket::Backlog::new(4).expect("backlog"))?;
+        let port = socket::getsockname::<SockaddrIn>(server.as_raw_fd())?.port();
+        Ok((
+            SctpRun {
+                net,
+                client,
+                port,
+                s_before,
+                r_before,
+                ss0,
+                rs0,
+            },
+            server,
+        ))
+    }
+
+    /// The server's address as the client sees it.
+    fn to(&self) -> SockaddrIn {
+        SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], self.port)
+    }
+
+    /// The checks after the exchange: one association per side, the SCTP
+    /// MIB deltas, and no Udp/Icmp (or unexpected Tcp) counter moved.
+    fn finish(&self, ctx: &mut Ctx) -> Result<(), CaseError> {
+        check_assocs(ctx, &self.net, 1)?;
+        check_sctp_snmp(ctx, &self.net, &self.ss0, &self.rs0);
+        for (side, ns, before) in [
+            ("sender", self.net.sender(), &self.s_before),
+            ("receiver", self.net.receiver(), &self.r_before),
+        ] {
+            let after = mib(ns)?;
+            check_mib(
+                ctx,
+                side,
+                before,
+                &after,
+                &[],
+                QUIET_TCP,
+                "SCTP moves no Udp or Icmp counter",
+            );
+        }
+        Ok(())
+    }
+}
+
 fn run_one_to_one(ctx: &mut Ctx) -> Result<(), CaseError> {
-    let net = net3(Net3Opts::default())?;
-    let listener = sctp_socket(ctx, net.receiver(), libc::SOCK_STREAM)?;
-    let client = sctp_socket(ctx, net.sender(), libc::SOCK_STREAM)?;
-    let s_before = mib(net.sender())?;
-    let r_before = mib(net.receiver())?;
-    let (ss0, rs0) = (sctp_snmp(net.sender()), sctp_snmp(net.receiver()));
-    socket::bind(
-        listener.as_raw_fd(),
-        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0),
-    )?;
-    socket::listen(&listener, socket::Backlog::new(4).expect("backlog"))?;
-    let port = socket::getsockname::<SockaddrIn>(listener.as_raw_fd())?.port();
-    socket::connect(
-        client.as_raw_fd(),
-        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port),
-    )?;
+    let (run, listener) = SctpRun::start(ctx, libc::SOCK_STREAM)?;
+    let client = &run.client;
+    socket::connect(client.as_raw_fd(), &run.to())?;
     // std's accept() works on any listening stream socket and returns the
     // new descriptor owned (an SCTP one here, whatever the type's name).
     let (server, _) = std::net::TcpListener::from(listener).accept()?;
@@ -157,29 +219,7 @@ fn run_one_to_one(ctx: &mut Ctx) -> Result<(), CaseError> {
         pong.map(|(d, _)| String::from_utf8_lossy(&d).into_owned()),
         "sctp_recvmsg(): one message",
     );
-    check_assocs(ctx, &net, 1)?;
-    check_sctp_snmp(ctx, &net, &ss0, &rs0);
-    let s_after = mib(net.sender())?;
-    let r_after = mib(net.receiver())?;
-    check_mib(
-        ctx,
-        "sender",
-        &s_before,
-        &s_after,
-        &[],
-        QUIET_TCP,
-        "SCTP moves no Udp or Icmp counter",
-    );
-    check_mib(
-        ctx,
-        "receiver",
-        &r_before,
-        &r_after,
-        &[],
-        QUIET_TCP,
-        "SCTP moves no Udp or Icmp counter",
-    );
-    Ok(())
+    run.finish(ctx)
 }
 
 fn check_assocs(ctx: &mut Ctx, net: &super::Net3, want: usize) -> Result<(), CaseError> {
@@ -267,19 +307,9 @@ pub static ONE_TO_MANY: CaseDef = CaseDef {
 };
 
 fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
-    let net = net3(Net3Opts::default())?;
-    let server = sctp_socket(ctx, net.receiver(), libc::SOCK_SEQPACKET)?;
-    let client = sctp_socket(ctx, net.sender(), libc::SOCK_SEQPACKET)?;
-    let s_before = mib(net.sender())?;
-    let r_before = mib(net.receiver())?;
-    let (ss0, rs0) = (sctp_snmp(net.sender()), sctp_snmp(net.receiver()));
-    socket::bind(
-        server.as_raw_fd(),
-        &SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], 0),
-    )?;
-    socket::listen(&server, socket::Backlog::new(4).expect("backlog"))?;
-    let port = socket::getsockname::<SockaddrIn>(server.as_raw_fd())?.port();
-    let to = SockaddrIn::new(RECEIVER[0], RECEIVER[1], RECEIVER[2], RECEIVER[3], port);
+    let (run, server) = SctpRun::start(ctx, libc::SOCK_SEQPACKET)?;
+    let client = &run.client;
+    let to = run.to();
     socket::sendto(client.as_raw_fd(), b"ping", &to, MsgFlags::empty())?;
     let ping = recv_msg(&server);
     ctx.check_eq(
@@ -310,27 +340,5 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
         pong.as_ref().and_then(|(_, a)| a.map(|a| a.to_string())),
         "the reply comes from the listening endpoint",
     );
-    check_assocs(ctx, &net, 1)?;
-    check_sctp_snmp(ctx, &net, &ss0, &rs0);
-    let s_after = mib(net.sender())?;
-    let r_after = mib(net.receiver())?;
-    check_mib(
-        ctx,
-        "sender",
-        &s_before,
-        &s_after,
-        &[],
-        QUIET_TCP,
-        "SCTP moves no Udp or Icmp counter",
-    );
-    check_mib(
-        ctx,
-        "receiver",
-        &r_before,
-        &r_after,
-        &[],
-        QUIET_TCP,
-        "SCTP moves no Udp or Icmp counter",
-    );
-    Ok(())
+    run.finish(ctx)
 }
