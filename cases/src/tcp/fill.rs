@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kharness::{CaseDef, CaseError, Ctx, Expect};
 
-use super::{check_queue_model, connect, fill, read_some, settle, ConnOpts, Path, SETTLE};
+use super::{check_queue_model, connect, fill, read_some, settle, wait_refill, ConnOpts, Path, SETTLE};
 
 /// Receiver's requested SO_RCVBUF: small, so the window closes quickly.
 const RCVBUF: i32 = 4096;
@@ -133,18 +133,7 @@ fn run_drain(ctx: &mut Ctx) -> Result<(), CaseError> {
         let (got, bad) = read_some(&mut conn.server, &mut read, chunk)?;
         corrupt = corrupt.or(bad);
         if got == 0 {
-            // Queue empty: wait for the sender to use the window the reads
-            // opened (the receiver's window update may sit behind a delayed
-            // ACK). A sender that never sends again ends the loop and the
-            // final checks report it.
-            let fd = std::os::fd::AsFd::as_fd(&conn.server);
-            let more = kharness::wait::wait_until(
-                "the server's receive queue to refill",
-                SETTLE,
-                || kharness::sys::ioctl_int(fd, kharness::sys::SIOCINQ).unwrap_or(0),
-                |inq| *inq > 0,
-            );
-            if more.is_err() {
+            if !wait_refill(&conn) {
                 break;
             }
             continue;

@@ -381,6 +381,21 @@ pub(crate) fn check_queue_model(ctx: &mut Ctx, tag: &str, p: &Pair, written: u64
     );
 }
 
+/// After a read found the receiver's queue empty: waits for the sender to
+/// use the window the reads opened (the receiver's window update may sit
+/// behind a delayed ACK). `false` when nothing arrives before the settle
+/// deadline: the caller ends its loop and its final checks report it.
+pub(crate) fn wait_refill(conn: &Conn) -> bool {
+    let fd = conn.server.as_fd();
+    kharness::wait::wait_until(
+        "the server's receive queue to refill",
+        SETTLE,
+        || kharness::sys::ioctl_int(fd, kharness::sys::SIOCINQ).unwrap_or(0),
+        |inq| *inq > 0,
+    )
+    .is_ok()
+}
+
 /// How long any settle may take. Generous: a settle normally completes in
 /// well under a millisecond; the bound exists only so a broken kernel fails
 /// instead of hanging.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kharness::{CaseDef, CaseError, Ctx, Expect};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::{connect, fill, read_some, settle, ConnOpts, Path, SETTLE};
+use super::{connect, fill, read_some, settle, wait_refill, ConnOpts, Path, SETTLE};
 
 /// The low-water mark.
 const LOWAT: i32 = 16384;
@@ -108,15 +108,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         step += 1;
         let (got, _) = read_some(&mut conn.server, &mut read, 1000)?;
         if got == 0 {
-            let fd = conn.server.as_fd();
-            if kharness::wait::wait_until(
-                "receive queue to refill",
-                SETTLE,
-                || kharness::sys::ioctl_int(fd, kharness::sys::SIOCINQ).unwrap_or(0),
-                |n| *n > 0,
-            )
-            .is_err()
-            {
+            if !wait_refill(&conn) {
                 break;
             }
             continue;
