@@ -103,11 +103,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.check(
         "nlctrl.mcast_groups",
         Expect::Present,
-        groups
-            .iter()
-            .any(|g| g == "notify")
-            .then(|| json!(groups))
-            .unwrap_or(Value::Null),
+        if groups.iter().any(|g| g == "notify") {
+            json!(groups)
+        } else {
+            Value::Null
+        },
         "genl_ctrl_groups[] = { \"notify\" }",
     );
 

@@ -212,7 +212,7 @@ fn run_one_to_one(ctx: &mut Ctx) -> Result<(), CaseError> {
         "sctp_recvmsg(): one message",
     );
     sys::send(server.as_fd(), b"pong", 0)?;
-    let pong = recv_msg(&client);
+    let pong = recv_msg(client);
     ctx.check_eq(
         "sender.got",
         "pong",
@@ -327,7 +327,7 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
     if let Some(from) = ping.and_then(|(_, a)| a) {
         socket::sendto(server.as_raw_fd(), b"pong", &from, MsgFlags::empty())?;
     }
-    let pong = recv_msg(&client);
+    let pong = recv_msg(client);
     ctx.check_eq(
         "sender.got",
         "pong",
