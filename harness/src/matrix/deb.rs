@@ -57,17 +57,8 @@ pub fn parse_ar(bytes: &[u8]) -> Result<Vec<ArMember<'_>>, String> {
             return Err(format!("truncated member header after {} members", out.len()));
         }
         let (h, body) = rest.split_at(60);
-        if &h[58..60] != b"`\n" {
-            return Err("bad member header magic".into());
-        }
-        let name = String::from_utf8_lossy(&h[..16])
-            .trim_end()
-            .trim_end_matches('/')
-            .to_string();
-        let size: usize = std::str::from_utf8(&h[48..58])
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("member `{name}` has a bad size field"))?;
+        let (name, size) = member_header(h)?;
+        let size = usize::try_from(size).map_err(|_| format!("member `{name}` is too large"))?;
         if body.len() < size {
             return Err(format!("member `{name}` is truncated ({} of {size} bytes)", body.len()));
         }
@@ -79,6 +70,23 @@ pub fn parse_ar(bytes: &[u8]) -> Result<Vec<ArMember<'_>>, String> {
         rest = body.get(next..).unwrap_or(&[]);
     }
     Ok(out)
+}
+
+/// Decodes one 60-byte ar member header: its name (GNU `/` terminator
+/// removed) and size.
+fn member_header(h: &[u8]) -> Result<(String, u64), String> {
+    if &h[58..60] != b"`\n" {
+        return Err("bad member header magic".into());
+    }
+    let name = String::from_utf8_lossy(&h[..16])
+        .trim_end()
+        .trim_end_matches('/')
+        .to_string();
+    let size = std::str::from_utf8(&h[48..58])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| format!("member `{name}` has a bad size field"))?;
+    Ok((name, size))
 }
 
 /// Finds the `data.tar.*` member of the ar archive `f` by reading its
@@ -106,17 +114,7 @@ fn find_data_member(f: &mut (impl Read + io::Seek)) -> Result<(String, u64), Str
         }
         let mut h = [0u8; 60];
         f.read_exact(&mut h).map_err(|e| e.to_string())?;
-        if &h[58..60] != b"`\n" {
-            return Err("bad member header magic".into());
-        }
-        let name = String::from_utf8_lossy(&h[..16])
-            .trim_end()
-            .trim_end_matches('/')
-            .to_string();
-        let size: u64 = std::str::from_utf8(&h[48..58])
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("member `{name}` has a bad size field"))?;
+        let (name, size) = member_header(&h)?;
         pos += 60;
         if len - pos < size {
             return Err(format!("member `{name}` is truncated ({} of {size} bytes)", len - pos));
