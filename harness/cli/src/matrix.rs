@@ -40,7 +40,7 @@ pub enum MatrixFormat {
 /// How guests are accelerated.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum AccelArg {
-    /// KVM if a probe boots under it, else TCG.
+    /// TCG (KVM is opt-in: on nested hosts a kernel can hang under it).
     Auto,
     /// KVM.
     Kvm,

@@ -9,14 +9,13 @@
 //!
 //! ttyS0 is the console (kept as a log, scanned for warnings, BUGs and
 //! oopses); ttyS1 carries the results protocol, read while the VM runs.
-//! KVM is used only when a probe — a 512-byte boot sector that writes to
-//! `isa-debug-exit` — actually exits under it within a few seconds; a
-//! `/dev/kvm` that exists but hangs (as on some nested machines) falls back
-//! to TCG.
+//! Guests run under TCG unless `--accel kvm` is given: on nested hosts a
+//! `/dev/kvm` can run a boot sector yet hang a Linux kernel before its first
+//! console byte, so no cheap probe tells that KVM will work.
 
 use std::io::{Read, Seek};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,73 +46,6 @@ pub fn find_qemu() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join("qemu-system-x86_64"))
         .find(|p| p.is_file())
-}
-
-/// A boot sector: `mov al,0x31; out 0xf4,al; hlt; jmp $-1`, signature 55AA.
-fn probe_image() -> Vec<u8> {
-    let mut v = vec![0xB0, 0x31, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD];
-    v.resize(510, 0);
-    v.extend_from_slice(&[0x55, 0xAA]);
-    v
-}
-
-/// Boots the probe sector under `accel`; `Ok` when it exits as it should
-/// within `timeout`.
-pub fn probe(qemu: &Path, accel: Accel, dir: &Path, timeout: Duration) -> Result<(), String> {
-    if accel == Accel::Kvm {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .map_err(|e| format!("/dev/kvm: {e}"))?;
-    }
-    let img = dir.join("kvm-probe.img");
-    std::fs::write(&img, probe_image()).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(qemu);
-    crate::sys::die_with_parent(&mut cmd);
-    let mut child = cmd
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-accel",
-            accel.name(),
-            "-cpu",
-            "max",
-            "-m",
-            "32",
-        ])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .arg("-drive")
-        .arg(format!("file={},format=raw,if=ide", img.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
-    let mut guard = VmGuard(Some(&mut child));
-    let exited = crate::wait::wait_for("the KVM probe guest to exit", timeout, || {
-        guard.0.as_mut().expect("child").try_wait().transpose()
-    });
-    let st = match exited {
-        Ok(Ok(st)) => st,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("probe did not finish in {timeout:?}")),
-    };
-    let mut err = String::new();
-    if let Some(mut e) = guard.0.as_mut().expect("child").stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    guard.0 = None;
-    // isa-debug-exit: status (0x31 << 1) | 1.
-    let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    if st.code() == Some(99) {
-        Ok(())
-    } else {
-        Err(format!("probe exited with {st}: {first}"))
-    }
 }
 
 /// Kills and reaps a child (and its process group) on drop.
@@ -335,12 +267,5 @@ kharness-init: cannot open /dev/ttyS1
                 "[    3.1] Kernel panic - not syncing: Attempted to kill init!"
             ]
         );
-    }
-
-    #[test]
-    fn probe_sector() {
-        let img = probe_image();
-        assert_eq!(img.len(), 512);
-        assert_eq!(&img[510..], &[0x55, 0xAA]);
     }
 }
