@@ -7,6 +7,7 @@
 use kharness::CaseDef;
 
 pub mod netlink;
+pub mod prop;
 pub mod raw;
 pub mod tcp;
 pub mod unix;

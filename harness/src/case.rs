@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernel::KernelInfo;
 use crate::model::{compare, Expect, Mismatch, Prediction, Value};
+use crate::property::PropertySettings;
 
 /// A case of the catalog.
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +154,8 @@ pub struct Ctx {
     pub kernel: KernelInfo,
     /// The variant being run, if the case has variants.
     pub variant: Option<&'static str>,
+    /// Seed, sequence count and explore mode for property cases.
+    pub property: PropertySettings,
     observations: BTreeMap<String, Value>,
     predictions: Vec<Prediction>,
     known_difference: Option<(String, String)>,
@@ -165,6 +168,7 @@ impl Ctx {
         Ctx {
             kernel,
             variant,
+            property: PropertySettings::default(),
             observations: BTreeMap::new(),
             predictions: Vec::new(),
             known_difference: None,

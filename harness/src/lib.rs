@@ -24,6 +24,8 @@ pub mod observe;
 pub mod privilege;
 /// Parsers for `/proc/…/net/{snmp,netstat,snmp6}`.
 pub mod procfs;
+/// Property-case settings: seed, sequence count, explore mode.
+pub mod property;
 /// Reporters consuming the event stream.
 pub mod report;
 /// Running cases in child processes.

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::case::{CaseDef, CaseReport, Ctx, Outcome};
 use crate::event::{CaseSummary, Event, RunHeader, Spread, Summary};
 use crate::kernel::KernelInfo;
+use crate::property::PropertySettings;
 
 /// One case instance to run.
 #[derive(Debug, Clone)]
@@ -86,6 +87,8 @@ pub struct RunOptions {
     pub timeout_scale: f64,
     /// How many times the selection runs (≥ 1).
     pub repeat: usize,
+    /// Seed, sequence count and explore mode for the property cases.
+    pub property: PropertySettings,
 }
 
 /// Runs every instance (`opts.repeat` times) and streams events to `sink`;
@@ -168,6 +171,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
     if let Some(v) = inst.variant {
         cmd.arg("--variant").arg(v);
     }
+    cmd.args(opts.property.child_args());
     cmd.env("KHARNESS_PARENT_PID", std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -262,7 +266,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
 
 /// The child side: runs one case in this process and returns its report.
 /// Called by the hidden `__case` subcommand.
-pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>) -> CaseReport {
+pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>, property: PropertySettings) -> CaseReport {
     // If the runner dies, so do we (and our namespaces with us). The check of
     // the parent pid closes the race where the runner died before prctl.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -278,6 +282,7 @@ pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>) -> C
     let scratch = private_tmp();
     let kernel = KernelInfo::probe();
     let mut ctx = Ctx::new(kernel, variant);
+    ctx.property = property;
     if let Err(e) = scratch {
         ctx.note(format!(
             "scratch files go to the shared {}: {e}",

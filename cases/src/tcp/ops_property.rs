@@ -4,15 +4,10 @@ use std::time::Duration;
 
 use kharness::{CaseDef, CaseError, Ctx};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+
+use crate::prop::Property;
 
 use super::{check_queue_model, connect, read_some, settle, write_some, ConnOpts, Path, SETTLE};
-
-/// Where shrunk counterexamples are kept (and replayed first on every run).
-const REGRESSIONS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fixtures/proptest-regressions/tcp_ops_property.txt"
-);
 
 /// One step of a generated sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +33,7 @@ pub static OPS_PROPERTY: CaseDef = CaseDef {
     id: "tcp.ops_property",
     variants: &[],
     summary: "random write/read/settle sequences keep every send-buffer equality (proptest, shrinking)",
-    drives: "Property test: 24 random sequences of 1-12 operations (client write(n) \
+    drives: "Property test: 24 random sequences of 1-11 operations (`kharness explore`: 64 of 1-47, fresh seeds) (client write(n) \
         non-blocking, server read(m) non-blocking, settle) on a fresh connected pair across \
         the veth pair, receiver SO_RCVBUF 4096; a final settle ends every sequence. \
         Counterexamples shrink to a minimal sequence and are stored in \
@@ -106,77 +101,58 @@ fn run_sequence(kernel: &kharness::KernelInfo, ops: &[Op], record: Option<&mut C
     Ok(())
 }
 
+/// The property: its quick count, its explore count, its regression file.
+const PROPERTY: Property = Property {
+    id: "tcp.ops_property",
+    quick_cases: 24,
+    explore_cases: 64,
+    regressions: "tcp_ops_property.txt",
+    max_shrink_iters: 200,
+};
+
+impl Op {
+    /// The step in words.
+    fn describe(&self) -> String {
+        match self {
+            Op::Write(n) => format!("the client writes up to {n} bytes (non-blocking)"),
+            Op::Read(n) => format!("the server reads up to {n} bytes (non-blocking)"),
+            Op::Settle => "both ends settle; every equality is checked".to_string(),
+        }
+    }
+}
+
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
-    let persistence = std::path::Path::new(REGRESSIONS)
-        .parent()
-        .is_some_and(|d| d.is_dir())
-        .then(|| {
-            Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>
-        });
-    let config = Config {
-        cases: 24,
-        max_shrink_iters: 200,
-        failure_persistence: persistence,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
-    );
     let kernel = ctx.kernel.clone();
-    let sequences = std::cell::Cell::new(0u32);
+    // explore: sequences four times as long.
+    let max_len = if ctx.property.explore { 48 } else { 12 };
     let ops_run = std::cell::Cell::new(0usize);
-    let result = runner.run(&proptest::collection::vec(op(), 1..12), |ops| {
-        sequences.set(sequences.get() + 1);
+    let found = PROPERTY.run(ctx, &proptest::collection::vec(op(), 1..max_len), |ops| {
         ops_run.set(ops_run.get() + ops.len());
-        run_sequence(&kernel, &ops, None).map_err(TestCaseError::fail)
+        run_sequence(&kernel, &ops, None)
     });
-    ctx.observe("sequences_run", sequences.get());
     ctx.observe("operations_run", ops_run.get() as u64);
-    match result {
-        Ok(()) => {
-            ctx.check_eq(
-                "property",
-                "held",
-                "held",
-                "every settle of every sequence met the model (a failure would replay the shrunk sequence here)",
-            );
-            // Replay one fixed sequence into the report so its figures are visible.
-            let sample = [
-                Op::Write(150_000),
-                Op::Settle,
-                Op::Read(5_000),
-                Op::Settle,
-                Op::Read(100_000),
-                Op::Write(20_000),
-            ];
-            run_sequence(&ctx.kernel.clone(), &sample, Some(ctx))
-                .map_err(CaseError::Harness)
-                .or_else(|e| {
-                    // A mismatch in the replay is recorded in ctx already.
-                    if ctx.mismatches_so_far().is_empty() {
-                        Err(e)
-                    } else {
-                        Ok(())
-                    }
-                })
-        }
-        Err(TestError::Fail(reason, minimal)) => {
-            ctx.observe("minimal_sequence", format!("{minimal:?}"));
-            ctx.note(format!("shrunk counterexample: {reason}"));
-            // Replay the minimal sequence into the report: its mismatches
-            // become this case's.
-            let r = run_sequence(&ctx.kernel.clone(), &minimal, Some(ctx));
-            if ctx.mismatches_so_far().is_empty() {
-                ctx.check_eq(
-                    "property",
-                    "held",
-                    format!("failed: {reason}"),
-                    "the shrunk sequence failed during the property run",
-                );
-            }
-            r.map_err(CaseError::Harness).or(Ok(()))
-        }
-        Err(TestError::Abort(why)) => Err(CaseError::Harness(format!("property test aborted: {why}"))),
+    let failed = found.result.is_err();
+    PROPERTY.report(
+        ctx,
+        found,
+        |ops| ops.iter().chain([&Op::Settle]).map(Op::describe).collect(),
+        |ctx, ops| run_sequence(&ctx.kernel.clone(), ops, Some(ctx)),
+    )?;
+    if failed {
+        return Ok(());
+    }
+    // Replay one fixed sequence into the report so its figures are visible
+    // (and checked: a mismatch here is the case's).
+    let sample = [
+        Op::Write(150_000),
+        Op::Settle,
+        Op::Read(5_000),
+        Op::Settle,
+        Op::Read(100_000),
+        Op::Write(20_000),
+    ];
+    match run_sequence(&ctx.kernel.clone(), &sample, Some(ctx)) {
+        Err(e) if ctx.mismatches_so_far().is_empty() => Err(CaseError::Harness(e)),
+        _ => Ok(()),
     }
 }

@@ -108,6 +108,8 @@ enum Cmd {
         /// pass count and duration spread. Exit 1 if any repetition failed.
         #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1)]
         repeat: i64,
+        #[command(flatten)]
+        property: PropertyArgs,
     },
     /// List cases (all, or those matching FILTERs).
     List {
@@ -158,7 +160,46 @@ others still run), 69 a kernel could not be fetched or booted.")]
         id: String,
         #[arg(long)]
         variant: Option<String>,
+        #[command(flatten)]
+        property: PropertyArgs,
+        #[arg(long)]
+        explore: bool,
     },
+}
+
+/// `--seed` and `--cases`, for the property cases.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct PropertyArgs {
+    /// Seed of the property cases' random sequences (default: a fixed seed,
+    /// so the catalog is repeatable). `kharness explore` prints the seed of
+    /// every run it makes; this replays one.
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Sequences per property case (default: each case's quick count).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    cases: Option<i64>,
+}
+
+/// Most sequences per property a run takes.
+const MAX_CASES: i64 = 1_000_000;
+
+impl PropertyArgs {
+    fn settings(self, explore: bool) -> Result<kharness::property::PropertySettings, CliError> {
+        let cases = match self.cases {
+            None => None,
+            Some(n) if (1..=MAX_CASES).contains(&n) => Some(n as u32),
+            Some(n) => {
+                return Err(CliError::Usage(format!(
+                    "--cases {n} is out of range; give a number of sequences per property from 1 to {MAX_CASES}"
+                )))
+            }
+        };
+        Ok(kharness::property::PropertySettings {
+            seed: self.seed,
+            cases,
+            explore,
+        })
+    }
 }
 
 fn main() {
@@ -238,7 +279,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             verbose,
             timeout_scale,
             repeat,
+            property,
         } => {
+            let property = property.settings(false)?;
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
             if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
@@ -272,6 +315,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 exe,
                 timeout_scale,
                 repeat,
+                property,
             };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
                 if progress {
@@ -329,7 +373,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Cmd::Report { command } => matrix::report(command),
         Cmd::Init { runner } => matrix::init(runner),
         Cmd::Cleanup => process::exit(kharness::matrix::cleanup::serve(std::io::stdin().lock())),
-        Cmd::Case { id, variant } => {
+        Cmd::Case {
+            id,
+            variant,
+            property,
+            explore,
+        } => {
+            let property = property.settings(explore)?;
             let def = find_case(&id)?;
             let variant: Option<&'static str> = match variant {
                 None if def.variants.is_empty() => None,
@@ -347,7 +397,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 ),
             };
             enter_privileged()?;
-            let report = runner::run_in_process(def, variant);
+            let report = runner::run_in_process(def, variant, property);
             println!("{}", serde_json::to_string(&report).expect("report serialises"));
             Ok(ExitCode::Ok)
         }

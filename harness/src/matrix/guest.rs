@@ -187,6 +187,7 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         exe,
         timeout_scale: config.timeout_scale,
         repeat: 1,
+        property: Default::default(),
     };
     runner::run(kernel, instances, &opts, &mut |ev: &Event| {
         let msg = match ev {
