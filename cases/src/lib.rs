@@ -12,6 +12,19 @@ pub mod raw;
 pub mod tcp;
 pub mod unix;
 
+/// The property cases: built on proptest or a state machine, run with a
+/// seed, explored by `kharness explore`.
+pub const PROPERTY_CASES: &[&str] = &[
+    "tcp.ops_property",
+    "tcp.sndbuf_setget",
+    "unix.fd_property",
+    "unix.gc_property",
+    "unix.oob_property",
+    "neigh.state_machine",
+    "route.state_machine",
+    "raw.verdict_property",
+];
+
 /// Every case, in catalog order.
 pub fn catalog() -> Vec<&'static CaseDef> {
     let mut all = Vec::new();

@@ -24,10 +24,11 @@ use proptest::test_runner::{
 /// Outside the source tree (a matrix guest) there is none: nothing is
 /// replayed or saved.
 pub fn regressions_path(file: &str) -> Option<&'static str> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/proptest-regressions");
-    std::path::Path::new(dir)
-        .is_dir()
-        .then(|| &*Box::leak(format!("{dir}/{file}").into_boxed_str()))
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .join("fixtures/proptest-regressions");
+    dir.is_dir()
+        .then(|| &*Box::leak(format!("{}/{file}", dir.display()).into_boxed_str()))
 }
 
 /// Saves failures like `FileFailurePersistence` but replays nothing:
@@ -121,9 +122,21 @@ impl Property {
         ctx.observe("property.cases", cases);
         ctx.observe("property.explore", settings.explore);
         let sequences = std::cell::Cell::new(0u32);
+        let failed = std::cell::Cell::new(false);
+        let deadline = settings
+            .budget_ms
+            .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
         let result = runner.run(strategy, |v| {
+            // Out of budget: the remaining sequences are not run (and not
+            // counted); the shrinking of a failure always is.
+            if !failed.get() && sequences.get() > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(());
+            }
             sequences.set(sequences.get() + 1);
-            test(v).map_err(TestCaseError::fail)
+            test(v).map_err(|e| {
+                failed.set(true);
+                TestCaseError::fail(e)
+            })
         });
         Found {
             sequences: sequences.get(),
@@ -133,12 +146,12 @@ impl Property {
 
     /// The command that replays this run.
     pub fn replay_command(&self, ctx: &Ctx) -> String {
+        if ctx.property.explore {
+            return kharness::explore::replay_command(self.id, ctx.property.seed(), ctx.property.cases);
+        }
         let mut c = format!("kharness run {} --seed {}", self.id, ctx.property.seed());
         if let Some(n) = ctx.property.cases {
             c.push_str(&format!(" --cases {n}"));
-        }
-        if ctx.property.explore {
-            c.push_str(" --explore");
         }
         c
     }

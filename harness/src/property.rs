@@ -23,6 +23,10 @@ pub struct PropertySettings {
     /// `kharness explore`: no replay of the regression file first, and the
     /// generators' longer, wider sequences.
     pub explore: bool,
+    /// Stop starting new sequences after this long (`explore` passes what is
+    /// left of its budget); shrinking a failure found before then is never
+    /// cut short. `None`: run every sequence.
+    pub budget_ms: Option<u64>,
 }
 
 impl PropertySettings {
@@ -62,7 +66,10 @@ impl PropertySettings {
             a.extend(["--cases".to_string(), c.to_string()]);
         }
         if self.explore {
-            a.push("--explore".to_string());
+            a.push("--deep".to_string());
+        }
+        if let Some(b) = self.budget_ms {
+            a.extend(["--budget-ms".to_string(), b.to_string()]);
         }
         a
     }
@@ -89,8 +96,9 @@ mod tests {
             seed: Some(7),
             cases: Some(3),
             explore: true,
+            budget_ms: None,
         };
-        assert_eq!(s.child_args(), ["--seed", "7", "--cases", "3", "--explore"]);
+        assert_eq!(s.child_args(), ["--seed", "7", "--cases", "3", "--deep"]);
         assert!(PropertySettings::default().child_args().is_empty());
     }
 }

@@ -3,10 +3,10 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
+use crate::prop::Property;
 use kharness::sys;
 use kharness::{CaseDef, CaseError, Ctx, NetNs};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 /// `SOCK_MIN_SNDBUF` on x86_64: `2 * (2048 + SKB_DATA_ALIGN(sizeof(struct
 /// sk_buff)))`; sizeof(struct sk_buff) is 224–240 bytes on every kernel since
@@ -15,13 +15,22 @@ const SOCK_MIN_SNDBUF: i64 = 2 * (2048 + 256);
 /// `SOCK_MIN_RCVBUF`: `2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))`.
 const SOCK_MIN_RCVBUF: i64 = 2048 + 256;
 
+/// The clamp property: quick and explore counts.
+const PROPERTY: Property = Property {
+    id: "tcp.sndbuf_setget",
+    quick_cases: 256,
+    explore_cases: 4096,
+    regressions: "tcp_sndbuf_setget.txt",
+    max_shrink_iters: 512,
+};
+
 /// tcp.sndbuf_setget
 pub static SNDBUF_SETGET: CaseDef = CaseDef {
     id: "tcp.sndbuf_setget",
     variants: &[],
     summary: "SO_SNDBUF/SO_RCVBUF get-after-set is twice the request, clamped; SO_SNDBUFFORCE needs CAP_NET_ADMIN",
     drives: "Property test: setsockopt(SO_SNDBUF, x) and setsockopt(SO_RCVBUF, x) on fresh TCP \
-        sockets in a namespace, for 256 values of x drawn from [-1, 2^31) with the edges (0, \
+        sockets in a namespace, for 256 values of x (`explore`: 4096 per run) drawn from [-1, 2^31) with the edges (0, \
         1, the minimum, wmem_max/rmem_max and around them, INT_MAX) always included; then \
         SO_SNDBUFFORCE above wmem_max with CAP_NET_ADMIN and, on a thread that dropped it \
         from its effective set, without.",
@@ -92,74 +101,53 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             }
         }
     }
-    let mut runner = TestRunner::new(Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    });
     let strategy = prop_oneof![proptest::sample::select(edges.clone()), any::<i32>(), 0i32..1 << 22];
-    let mut first_failure: Option<(i32, &str, i64, i64)> = None;
-    let mut checked = 0u32;
-    let result = runner.run(&strategy, |x| {
-        let s = new_sock().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let fd = s.as_fd();
+    // One value: set it on a fresh socket for both options; `Err` names the
+    // first disagreement, and with `record` every figure is checked in ctx.
+    let one = |x: i32, mut record: Option<&mut Ctx>| -> Result<(), String> {
+        let s = new_sock().map_err(|e| e.to_string())?;
+        let mut first = Ok(());
         for (name, opt, max, min, clamp) in [
             ("so_sndbuf", libc::SO_SNDBUF, wmem_max, SOCK_MIN_SNDBUF, false),
             ("so_rcvbuf", libc::SO_RCVBUF, rmem_max, SOCK_MIN_RCVBUF, true),
         ] {
-            sys::setsockopt_int(fd, libc::SOL_SOCKET, opt, x).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let got =
-                sys::getsockopt_int(fd, libc::SOL_SOCKET, opt).map_err(|e| TestCaseError::fail(e.to_string()))? as i64;
+            sys::setsockopt_int(s.as_fd(), libc::SOL_SOCKET, opt, x).map_err(|e| e.to_string())?;
+            let got = sys::getsockopt_int(s.as_fd(), libc::SOL_SOCKET, opt).map_err(|e| e.to_string())? as i64;
             let want = model(x, max, min, clamp);
-            if got != want {
-                return Err(TestCaseError::fail(format!(
-                    "{name}: set {x}, expected {want}, got {got}"
-                )));
+            if let Some(ctx) = record.as_deref_mut() {
+                ctx.check_eq(
+                    format!("{name}({x})"),
+                    want,
+                    got,
+                    "sk_setsockopt: max(2 * min(x, net.core.*mem_max), SOCK_MIN_*)",
+                );
+            }
+            if got != want && first.is_ok() {
+                first = Err(format!("{name}: set {x}, expected {want}, got {got}"));
             }
         }
-        Ok(())
-    });
-    if let Err(e) = &result {
-        ctx.note(format!("property failed: {e}"));
-    }
-    // Re-run the minimal failing input (or every edge) as recorded checks so
-    // the report carries expected and observed values.
-    let replay: Vec<i32> = match &result {
-        Err(proptest::test_runner::TestError::Fail(_, x)) => vec![*x],
-        _ => edges.clone(),
+        first
     };
-    for x in replay {
-        let s = new_sock()?;
-        for (name, opt, max, min, clamp) in [
-            ("so_sndbuf", libc::SO_SNDBUF, wmem_max, SOCK_MIN_SNDBUF, false),
-            ("so_rcvbuf", libc::SO_RCVBUF, rmem_max, SOCK_MIN_RCVBUF, true),
-        ] {
-            sys::setsockopt_int(s.as_fd(), libc::SOL_SOCKET, opt, x)?;
-            let got = sys::getsockopt_int(s.as_fd(), libc::SOL_SOCKET, opt)? as i64;
-            let want = model(x, max, min, clamp);
-            if got != want && first_failure.is_none() {
-                first_failure = Some((x, name, want, got));
-            }
-            ctx.check_eq(
-                format!("{name}({x})"),
-                want,
-                got,
-                "sk_setsockopt: max(2 * min(x, net.core.*mem_max), SOCK_MIN_*)",
-            );
-            checked += 1;
-        }
-    }
-    ctx.check_eq(
-        "property_256_values",
-        "held",
-        if result.is_ok() {
-            "held".to_string()
-        } else {
-            "failed".to_string()
+    let found = PROPERTY.run(ctx, &strategy, |x| one(x, None));
+    let failed = found.result.is_err();
+    PROPERTY.report(
+        ctx,
+        found,
+        |x| {
+            vec![format!(
+                "setsockopt(SO_SNDBUF and SO_RCVBUF, {x}) on a fresh TCP socket, then getsockopt"
+            )]
         },
-        "the clamp model for every generated x",
-    );
-    ctx.observe("edge_checks", checked);
+        |ctx, x| one(*x, Some(ctx)),
+    )?;
+    // Every edge as a recorded check as well, so the report carries the
+    // expected and observed values of the interesting inputs.
+    if !failed {
+        for x in &edges {
+            let _ = one(*x, Some(ctx));
+        }
+        ctx.observe("edge_checks", 2 * edges.len() as u64);
+    }
 
     // SO_SNDBUFFORCE: allowed with CAP_NET_ADMIN in the initial user namespace.
     let big = (wmem_max.min(i32::MAX as i64 / 4) + 4096) as i32;
@@ -202,6 +190,5 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         unpriv.err().and_then(|e| e.raw_os_error()).unwrap_or(0),
         "SO_SNDBUFFORCE without CAP_NET_ADMIN is refused with EPERM",
     );
-    let _ = first_failure;
     Ok(())
 }

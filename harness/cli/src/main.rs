@@ -5,6 +5,7 @@
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
+mod explore;
 mod matrix;
 
 use std::io::{IsTerminal, Write};
@@ -19,7 +20,7 @@ use kharness::{CaseDef, KernelInfo};
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExitCode {
+pub(crate) enum ExitCode {
     Ok = 0,
     CaseFailed = 1,
     Usage = 2,
@@ -28,7 +29,7 @@ enum ExitCode {
 
 /// An error that ends the command, with the exit code it maps to.
 #[derive(Debug)]
-enum CliError {
+pub(crate) enum CliError {
     /// Bad arguments or configuration: what was wrong and what to do.
     Usage(String),
     /// The harness cannot run here.
@@ -111,6 +112,10 @@ enum Cmd {
         #[command(flatten)]
         property: PropertyArgs,
     },
+    /// Explore the property cases with fresh random seeds until a time budget
+    /// is spent; a failure is shrunk, explained, saved and given a replay command.
+    #[command(after_help = explore::AFTER)]
+    Explore(explore::ExploreArgs),
     /// List cases (all, or those matching FILTERs).
     List {
         /// Case ids, family prefixes or globs.
@@ -162,8 +167,6 @@ others still run), 69 a kernel could not be fetched or booted.")]
         variant: Option<String>,
         #[command(flatten)]
         property: PropertyArgs,
-        #[arg(long)]
-        explore: bool,
     },
 }
 
@@ -178,13 +181,21 @@ struct PropertyArgs {
     /// Sequences per property case (default: each case's quick count).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     cases: Option<i64>,
+    /// The explore generators and counts (longer, wider sequences) and no
+    /// replay of the regression files: what `kharness explore` runs, so that
+    /// `--seed S --deep` replays one of its runs exactly.
+    #[arg(long)]
+    deep: bool,
+    /// (internal) Stop starting new sequences after this many milliseconds.
+    #[arg(long, hide = true, value_name = "MS")]
+    budget_ms: Option<u64>,
 }
 
 /// Most sequences per property a run takes.
 const MAX_CASES: i64 = 1_000_000;
 
 impl PropertyArgs {
-    fn settings(self, explore: bool) -> Result<kharness::property::PropertySettings, CliError> {
+    fn settings(self) -> Result<kharness::property::PropertySettings, CliError> {
         let cases = match self.cases {
             None => None,
             Some(n) if (1..=MAX_CASES).contains(&n) => Some(n as u32),
@@ -197,7 +208,8 @@ impl PropertyArgs {
         Ok(kharness::property::PropertySettings {
             seed: self.seed,
             cases,
-            explore,
+            explore: self.deep,
+            budget_ms: self.budget_ms,
         })
     }
 }
@@ -281,7 +293,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             repeat,
             property,
         } => {
-            let property = property.settings(false)?;
+            let property = property.settings()?;
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
             if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
@@ -369,17 +381,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             bench::run(args).map_err(CliError::Harness)?;
             Ok(ExitCode::Ok)
         }
+        Cmd::Explore(args) => explore::explore(args),
         Cmd::Matrix(args) => matrix::matrix(*args),
         Cmd::Report { command } => matrix::report(command),
         Cmd::Init { runner } => matrix::init(runner),
         Cmd::Cleanup => process::exit(kharness::matrix::cleanup::serve(std::io::stdin().lock())),
-        Cmd::Case {
-            id,
-            variant,
-            property,
-            explore,
-        } => {
-            let property = property.settings(explore)?;
+        Cmd::Case { id, variant, property } => {
+            let property = property.settings()?;
             let def = find_case(&id)?;
             let variant: Option<&'static str> = match variant {
                 None if def.variants.is_empty() => None,
@@ -404,11 +412,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-fn enter_privileged() -> Result<(), CliError> {
+pub(crate) fn enter_privileged() -> Result<(), CliError> {
     kharness::privilege::ensure_privileged().map_err(|e| CliError::Harness(e.to_string()))
 }
 
-fn validate_jobs(jobs: Option<i64>) -> Result<usize, CliError> {
+pub(crate) fn validate_jobs(jobs: Option<i64>) -> Result<usize, CliError> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     match jobs {
         None => Ok(cpus),
@@ -433,7 +441,7 @@ fn validate_repeat(repeat: i64) -> Result<usize, CliError> {
     }
 }
 
-fn select_nonempty(filters: &[String]) -> Result<Vec<runner::Instance>, CliError> {
+pub(crate) fn select_nonempty(filters: &[String]) -> Result<Vec<runner::Instance>, CliError> {
     if let Some(f) = filters.iter().find(|f| f.trim().is_empty()) {
         return Err(CliError::Usage(format!(
             "empty filter `{f}`; give a case id, a family (tcp) or a glob (tcp.*)"
