@@ -24,6 +24,9 @@ use proptest::test_runner::{
 /// Outside the source tree (a matrix guest) there is none: nothing is
 /// replayed or saved.
 pub fn regressions_path(file: &str) -> Option<&'static str> {
+    if file.is_empty() {
+        return None;
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()?
         .join("fixtures/proptest-regressions");
@@ -68,7 +71,7 @@ pub struct Property {
     pub quick_cases: u32,
     /// Sequences per run under `explore` when `--cases` is not given.
     pub explore_cases: u32,
-    /// File name under `fixtures/proptest-regressions/`.
+    /// File name under `fixtures/proptest-regressions/` (empty: none).
     pub regressions: &'static str,
     /// Most shrink steps.
     pub max_shrink_iters: u32,
@@ -200,5 +203,82 @@ impl Property {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kharness::{KernelInfo, Outcome};
+
+    const P: Property = Property {
+        id: "test.property",
+        quick_cases: 32,
+        explore_cases: 64,
+        regressions: "",
+        max_shrink_iters: 64,
+    };
+
+    fn ctx() -> Ctx {
+        Ctx::new(
+            KernelInfo {
+                release: "6.1.0".into(),
+                version: (6, 1, 0),
+                tcp_info_len: 232,
+                protocols: Default::default(),
+                privileges: "root".into(),
+                cpus: 2,
+            },
+            None,
+        )
+    }
+
+    fn verdict(test: impl Fn(u32) -> Result<(), String>) -> (Outcome, Vec<String>) {
+        let mut c = ctx();
+        let found = P.run(&mut c, &(0u32..1000), test);
+        let r = P.report(&mut c, found, |v| vec![format!("value {v}")], |_, _| Ok(()));
+        let rep = c.finish("test.property".into(), r, std::time::Duration::ZERO);
+        (rep.outcome, rep.notes)
+    }
+
+    #[test]
+    fn a_sequence_that_errs_fails_the_case_and_is_shrunk() {
+        // An error of any kind (a disagreement, or a request that failed
+        // before it could be compared) fails the property: it is never only
+        // a note under a PASS.
+        let (outcome, notes) = verdict(|v| if v >= 10 { Err("reset failed".into()) } else { Ok(()) });
+        assert_eq!(outcome, Outcome::Fail);
+        assert!(notes.iter().any(|n| n.trim() == "value 10"), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("--seed 0")), "{notes:?}");
+        assert_eq!(verdict(|_| Ok(())).0, Outcome::Pass);
+    }
+
+    #[test]
+    fn the_seed_decides_the_values() {
+        let seen = |seed| {
+            let mut c = ctx();
+            c.property.seed = Some(seed);
+            let v = std::cell::RefCell::new(Vec::new());
+            P.run(&mut c, &(0u32..1_000_000), |x| {
+                v.borrow_mut().push(x);
+                Ok(())
+            });
+            v.into_inner()
+        };
+        assert_eq!(seen(1), seen(1));
+        assert_ne!(seen(1), seen(2));
+        assert_eq!(seen(1).len(), 32);
+    }
+
+    #[test]
+    fn the_budget_stops_new_sequences_but_runs_one() {
+        let mut c = ctx();
+        c.property.budget_ms = Some(0);
+        let n = std::cell::Cell::new(0);
+        let found = P.run(&mut c, &(0u32..10), |_| {
+            n.set(n.get() + 1);
+            Ok(())
+        });
+        assert_eq!((n.get(), found.sequences), (1, 1));
     }
 }

@@ -16,19 +16,14 @@ use kharness::netlink::NlError;
 use kharness::{CaseDef, CaseError, Ctx, NetNs};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 use serde_json::json;
+
+use crate::prop::Property;
 
 use super::{
     carrierless_veth, mac_str, neigh_add, neigh_del, neigh_dump, outcome, state_name, NeighEntry, NUD_NOARP,
     NUD_PERMANENT, NUD_REACHABLE, NUD_STALE,
 };
-
-/// Where proptest keeps the seeds of failing sequences.
-const REGRESSIONS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fixtures/proptest-regressions/neigh_state_machine.txt"
-);
 
 /// Generated sequences per run (each up to `MAX_OPS` steps): enough to hit
 /// every branch of the model many times, small enough for the family's
@@ -45,7 +40,7 @@ pub static STATE_MACHINE: CaseDef = CaseDef {
     id: "neigh.state_machine",
     variants: &[],
     summary: "random add/replace/change/delete/flush sequences: the dump and every errno follow the model",
-    drives: "proptest: sequences of up to 24 ops on two carrier-less veths, both families, three \
+    drives: "proptest: 64 sequences of up to 24 ops (`explore`: 256 of up to 96, fresh seeds) on two carrier-less veths, both families, three \
         addresses each: add (NLM_F_CREATE|NLM_F_EXCL = ip neigh add), replace \
         (NLM_F_CREATE|NLM_F_REPLACE), change (NLM_F_REPLACE alone), create (NLM_F_CREATE alone), \
         each with state PERMANENT/REACHABLE/STALE/NOARP and an lladdr, no lladdr, or a 3-byte \
@@ -419,21 +414,27 @@ fn run_sequence(ns: &NetNs, ops: &[Op], tally: &mut Tally, mut record: Option<&m
     Ok(())
 }
 
+/// The property: quick and explore counts, regression file.
+const PROPERTY: Property = Property {
+    id: "neigh.state_machine",
+    quick_cases: CASES,
+    explore_cases: 256,
+    regressions: "neigh_state_machine.txt",
+    max_shrink_iters: 512,
+};
+
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let ns = NetNs::new("neighsm")?;
     carrierless_veth(&ns, "veth0", 2, "veth1", 3)?;
     carrierless_veth(&ns, "veth2", 4, "veth3", 5)?;
 
-    let config = Config {
-        cases: CASES,
-        max_shrink_iters: 512,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config);
+    // explore: sequences up to four times as long.
+    let max_ops = if ctx.property.explore { 4 * MAX_OPS } else { MAX_OPS };
     let tally = RefCell::new(Tally::default());
-    let result = runner.run(&prop::collection::vec(op_strategy(), 1..=MAX_OPS), |ops| {
-        run_sequence(&ns, &ops, &mut tally.borrow_mut(), None).map_err(TestCaseError::fail)
+    // Any error of a sequence (a disagreement, or a reset, request or dump
+    // that failed) fails the property: it is shrunk, replayed and reported.
+    let found = PROPERTY.run(ctx, &prop::collection::vec(op_strategy(), 1..=max_ops), |ops| {
+        run_sequence(&ns, &ops, &mut tally.borrow_mut(), None)
     });
     let t = tally.into_inner();
     ctx.observe("sequences_run", t.sequences);
@@ -462,26 +463,12 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             "64 random sequences reach every error branch of the model",
         );
     }
-    match result {
-        Ok(()) => Ok(()),
-        Err(TestError::Fail(why, ops)) => {
-            ctx.note(format!(
-                "minimal failing sequence ({} steps), saved in {REGRESSIONS}:",
-                ops.len()
-            ));
-            for op in &ops {
-                ctx.note(format!("  {}", op.shell()));
-            }
-            ctx.note(format!("first disagreement: {why}"));
-            // Replay the minimal sequence with every step in the report.
-            let mut replay = Tally::default();
-            if let Err(e) = run_sequence(&ns, &ops, &mut replay, Some(ctx)) {
-                ctx.note(format!("replay: {e}"));
-            }
-            Ok(())
-        }
-        Err(TestError::Abort(why)) => Err(CaseError::Harness(format!("proptest aborted: {why}"))),
-    }
+    PROPERTY.report(
+        ctx,
+        found,
+        |ops| ops.iter().map(Op::shell).collect(),
+        |ctx, ops| run_sequence(&ns, ops, &mut Tally::default(), Some(ctx)),
+    )
 }
 
 #[cfg(test)]
