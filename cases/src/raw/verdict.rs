@@ -14,20 +14,13 @@ use kharness::procfs::Mib;
 use kharness::wait::wait_for;
 use kharness::{sys, CaseDef, CaseError, Ctx};
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
-};
+
+use crate::prop::Property;
 
 use super::{
     check_mib, drain, mac_of, mib, net3, packet_socket, port_of, sum16, udp_bound, udp_frame, Net3, Net3Opts, QUIET,
     RECEIVER, SENDER, WAIT,
 };
-
-/// Where shrunk counterexamples are kept (and replayed first on every run).
-const REGRESSIONS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fixtures/proptest-regressions/raw_verdict_property.txt"
-);
 
 /// Generated cases per run (each is one frame, about a millisecond).
 const CASES: u32 = 128;
@@ -71,6 +64,41 @@ struct Mutation {
 }
 
 impl Mutation {
+    /// The frame in words.
+    fn describe(&self) -> String {
+        let mut w = vec![format!(
+            "a UDP datagram with {} payload bytes from 198.18.0.1 to the receiver's {} port",
+            self.payload_len,
+            if self.closed_port { "closed" } else { "open" }
+        )];
+        if let Some(v) = self.udp_len {
+            w.push(format!("UDP length {v}"));
+        }
+        match self.udp_csum {
+            Some(UdpCsum::Zero) => w.push("UDP checksum 0 (none)".into()),
+            Some(UdpCsum::Xor(x)) => w.push(format!("UDP checksum spoiled (xor {x:#06x})")),
+            None => {}
+        }
+        if let Some(t) = self.ttl {
+            w.push(format!("TTL {t}"));
+        }
+        if let Some(v) = self.version {
+            w.push(format!("IP version {v}"));
+        }
+        match self.ihl {
+            Some(Ihl::Short(n)) => w.push(format!("IHL {n}")),
+            Some(Ihl::Options(n)) => w.push(format!("{n} words of IPOPT_END options")),
+            None => {}
+        }
+        if let Some(t) = self.tot_len {
+            w.push(format!("IP total length {t}"));
+        }
+        if let Some(c) = self.ip_csum {
+            w.push(format!("IP header checksum spoiled (xor {c:#06x})"));
+        }
+        w.join(", ")
+    }
+
     const NONE: Mutation = Mutation {
         payload_len: 24,
         closed_port: false,
@@ -84,23 +112,30 @@ impl Mutation {
     };
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+/// The generator; `explore` reaches further: payloads up to 1400 bytes, IP
+/// and UDP lengths over their whole useful range, mutations twice as often.
+fn mutation(explore: bool) -> impl Strategy<Value = Mutation> {
+    let (payload, w, tot_max, udp_max) = if explore {
+        (1400usize, 2.0, 1600u16, 1500u16)
+    } else {
+        (100, 1.0, 220, 140)
+    };
     (
-        0usize..100,
+        0usize..payload,
         proptest::bool::weighted(0.25),
-        proptest::option::weighted(0.2, 0u16..=140),
+        proptest::option::weighted(0.2 * w, 0u16..=udp_max),
         proptest::option::weighted(
-            0.2,
+            0.2 * w,
             prop_oneof![Just(UdpCsum::Zero), (1u16..=u16::MAX).prop_map(UdpCsum::Xor)],
         ),
-        proptest::option::weighted(0.2, any::<u8>()),
-        proptest::option::weighted(0.1, (0u8..16).prop_filter("not 4", |v| *v != 4)),
+        proptest::option::weighted(0.2 * w, any::<u8>()),
+        proptest::option::weighted(0.1 * w, (0u8..16).prop_filter("not 4", |v| *v != 4)),
         proptest::option::weighted(
-            0.15,
+            0.15 * w,
             prop_oneof![(0u8..5).prop_map(Ihl::Short), (1u8..=10).prop_map(Ihl::Options)],
         ),
-        proptest::option::weighted(0.2, 0u16..=220),
-        proptest::option::weighted(0.15, 1u16..=u16::MAX),
+        proptest::option::weighted(0.2 * w, 0u16..=tot_max),
+        proptest::option::weighted(0.15 * w, 1u16..=u16::MAX),
     )
         .prop_map(
             |(payload_len, closed_port, udp_len, udp_csum, ttl, version, ihl, tot_len, ip_csum)| Mutation {
@@ -438,32 +473,28 @@ pub static VERDICT_PROPERTY: CaseDef = CaseDef {
     run,
 };
 
+/// The property: quick and explore counts, regression file.
+const PROPERTY: Property = Property {
+    id: "raw.verdict_property",
+    quick_cases: CASES,
+    explore_cases: 1024,
+    regressions: "raw_verdict_property.txt",
+    max_shrink_iters: 256,
+};
+
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let rig = Rig::new()?;
-    let persistence = std::path::Path::new(REGRESSIONS)
-        .parent()
-        .is_some_and(|d| d.is_dir())
-        .then(|| {
-            Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>
-        });
-    let config = Config {
-        cases: CASES,
-        max_shrink_iters: 256,
-        failure_persistence: persistence,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let last = std::cell::RefCell::new(mib(rig.net.receiver())?);
     let frames = std::cell::Cell::new(0u32);
     let verdicts = std::cell::RefCell::new(std::collections::BTreeMap::<&'static str, u32>::new());
-    let result = runner.run(&mutation(), |m| {
+    let found = PROPERTY.run(ctx, &mutation(ctx.property.explore), |m| {
         frames.set(frames.get() + 1);
         let before = last.borrow().clone();
-        let o = rig.run(&m, before).map_err(TestCaseError::fail)?;
+        let o = rig.run(&m, before)?;
         *last.borrow_mut() = o.after.clone();
         *verdicts.borrow_mut().entry(o.verdict.why).or_default() += 1;
         match disagreement(&o) {
-            Some(d) => Err(TestCaseError::fail(d)),
+            Some(d) => Err(d),
             None => Ok(()),
         }
     });
@@ -472,14 +503,25 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         ctx.observe(format!("verdicts.{i}.count"), *n);
         ctx.observe(format!("verdicts.{i}.rule"), *why);
     }
-    match result {
-        Ok(()) => {
-            ctx.check_eq(
-                "property",
-                "held",
-                "held",
-                "every generated frame met the model (a failure would replay the shrunk frame here)",
+    let failed = found.result.is_err();
+    PROPERTY.report(
+        ctx,
+        found,
+        |m| vec![format!("send {}", m.describe())],
+        |ctx, m| {
+            let before = mib(rig.net.receiver()).map_err(|e| e.to_string())?;
+            let o = rig.run(m, before)?;
+            ctx.observe(
+                "minimal_frame",
+                o.frame.iter().map(|b| format!("{b:02x}")).collect::<String>(),
             );
+            record(ctx, "minimal", &o);
+            Ok(())
+        },
+    )?;
+    match failed {
+        true => Ok(()),
+        false => {
             // One frame per verdict, replayed into the report.
             let samples: [(&str, Mutation); 13] = [
                 ("clean", Mutation::NONE),
@@ -579,27 +621,6 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             }
             Ok(())
         }
-        Err(TestError::Fail(reason, minimal)) => {
-            ctx.observe("minimal_mutation", format!("{minimal:?}"));
-            ctx.note(format!("shrunk counterexample: {minimal:?}: {reason}"));
-            let before = mib(rig.net.receiver())?;
-            let o = rig.run(&minimal, before).map_err(CaseError::Harness)?;
-            ctx.observe(
-                "minimal_frame",
-                o.frame.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-            );
-            record(ctx, "minimal", &o);
-            if ctx.mismatches_so_far().is_empty() {
-                ctx.check_eq(
-                    "property",
-                    "held",
-                    format!("failed: {reason}"),
-                    "the shrunk frame failed during the property run",
-                );
-            }
-            Ok(())
-        }
-        Err(TestError::Abort(why)) => Err(CaseError::Harness(format!("property test aborted: {why}"))),
     }
 }
 
