@@ -13,15 +13,10 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::socket::{MsgFlags, SockType};
 use nix::unistd::{lseek, Whence};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+
+use crate::prop::Property;
 
 use super::{cmsg_space, guarded, pair, scm_max_fds, send_fds, FdTable};
-
-/// Where shrunk failures are kept (replayed first on every run).
-const REGRESSIONS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fixtures/proptest-regressions/unix_fd_property.txt"
-);
 
 /// Open file descriptions a sequence can send (indices 0..POOL).
 const POOL: usize = 5;
@@ -38,7 +33,8 @@ pub static FD_PROPERTY: CaseDef = CaseDef {
         "proptest: random SCM_RIGHTS sends and random control buffers; a model predicts every descriptor and MSG_CTRUNC",
     drives: "proptest generates a socket type (stream, dgram, seqpacket) and 1–24 operations on one \
         socketpair: send one byte with 0–7 descriptors drawn (with repeats) from 5 distinct open file \
-        descriptions, or receive one byte with a control buffer of 0–56 bytes. Failures shrink and are kept \
+        descriptions, or receive one byte with a control buffer of 0–56 bytes (`explore`: up to 96 \
+        operations, 28 descriptors per send, 224-byte buffers, fresh seeds). Failures shrink and are kept \
         in fixtures/proptest-regressions/unix_fd_property.txt, which is replayed first on every run.",
     observes: "For each receive: the byte (which message), the descriptors installed, kcmp(KCMP_FILE) of each \
         against the pool, msg_flags; EAGAIN on an empty queue; /proc/self/fd at the start and end of every \
@@ -86,18 +82,44 @@ enum Op {
     Recv(usize),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// The generator; `explore` sends up to 4x as many descriptors at once and
+/// offers control buffers up to 4x as large.
+fn op(explore: bool) -> impl Strategy<Value = Op> {
+    let k = if explore { 4 } else { 1 };
     prop_oneof![
-        proptest::collection::vec(0..POOL as u8, 0..=MAX_PER_SEND).prop_map(Op::Send),
+        proptest::collection::vec(0..POOL as u8, 0..=k * MAX_PER_SEND).prop_map(Op::Send),
         prop_oneof![
             Just(0usize),
             Just(16),
             Just(cmsg_space(4 * MAX_PER_SEND)),
-            0usize..=MAX_CAP
+            0usize..=k * MAX_CAP
         ]
         .prop_map(Op::Recv),
     ]
 }
+
+impl Op {
+    /// The step in words.
+    fn describe(&self) -> String {
+        match self {
+            Op::Send(fds) if fds.is_empty() => "send one byte with no descriptor".to_string(),
+            Op::Send(fds) => format!(
+                "send one byte with descriptors of files {}",
+                fds.iter().map(|f| format!("#{f}")).collect::<Vec<_>>().join(", ")
+            ),
+            Op::Recv(cap) => format!("receive one byte with a {cap}-byte control buffer"),
+        }
+    }
+}
+
+/// The property: quick and explore counts, regression file.
+const PROPERTY: Property = Property {
+    id: "unix.fd_property",
+    quick_cases: 96,
+    explore_cases: 512,
+    regressions: "unix_fd_property.txt",
+    max_shrink_iters: 512,
+};
 
 fn kind() -> impl Strategy<Value = Kind> {
     prop_oneof![Just(Kind::Stream), Just(Kind::Dgram), Just(Kind::SeqPacket)]
@@ -260,18 +282,10 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             kcmp_file(f.as_fd(), f.as_fd()).is_ok()
         };
         ctx.observe("kcmp.available", kcmp);
-        let config = Config {
-            cases: 96,
-            max_shrink_iters: 512,
-            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-            ..Config::default()
-        };
-        let mut runner = TestRunner::new(config);
         let totals = Totals::default();
-        let strategy = (kind(), proptest::collection::vec(op(), 1..=24));
-        let result = runner.run(&strategy, |(k, ops)| {
-            run_sequence(k, &ops, kcmp, &totals).map_err(TestCaseError::fail)
-        });
+        let max_ops = if ctx.property.explore { 96 } else { 24 };
+        let strategy = (kind(), proptest::collection::vec(op(ctx.property.explore), 1..=max_ops));
+        let found = PROPERTY.run(ctx, &strategy, |(k, ops)| run_sequence(k, &ops, kcmp, &totals));
         ctx.observe("sequences_passed", totals.sequences.get());
         ctx.observe("operations_run", totals.operations.get());
         ctx.check_eq(
@@ -286,21 +300,25 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             totals.ctrunc_seen.get(),
             "the model's MSG_CTRUNC count over every receive",
         );
-        let counterexample = match result {
-            Ok(()) => None,
-            Err(TestError::Fail(reason, (k, ops))) => Some(format!("{k:?} {ops:?}: {reason}")),
-            Err(TestError::Abort(why)) => return Err(CaseError::Harness(format!("property run aborted: {why}"))),
-        };
-        if let Some(c) = &counterexample {
-            ctx.note(format!("shrunk counterexample (kept in {REGRESSIONS}): {c}"));
-        }
-        ctx.check(
-            "shrunk_counterexample",
-            Expect::Absent,
-            serde_json::json!(counterexample),
-            "every generated sequence meets the model (scm_detach_fds, FIFO delivery, no leak)",
-        );
-        Ok(())
+        PROPERTY.report(
+            ctx,
+            found,
+            |(k, ops)| {
+                std::iter::once(format!("a {k:?} socketpair"))
+                    .chain(ops.iter().map(Op::describe))
+                    .collect()
+            },
+            |ctx, (k, ops)| {
+                let replay = run_sequence(*k, ops, kcmp, &Totals::default()).err();
+                ctx.check(
+                    "minimal.replay",
+                    Expect::Absent,
+                    serde_json::json!(replay),
+                    "the minimal sequence, run once more: no disagreement",
+                );
+                Ok(())
+            },
+        )
     })
 }
 
