@@ -115,6 +115,10 @@ pub struct MatrixArgs {
     /// Case processes for the host kernel (default: CPUs).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// After the catalog, explore the property cases for this long on every
+    /// kernel (`90s`, `5m`); what was found goes into the table.
+    #[arg(long, value_name = "DURATION")]
+    explore: Option<String>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -296,6 +300,27 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             )));
         }
     }
+    let explore = match &args.explore {
+        None => None,
+        Some(t) => {
+            let budget = crate::explore::parse_duration(t).map_err(|e| CliError::Usage(format!("--explore {e}")))?;
+            let ids: Vec<String> = crate::select_nonempty(&args.cases)?
+                .into_iter()
+                .map(|i| i.def.id)
+                .filter(|id| kharness_cases::PROPERTY_CASES.contains(id))
+                .map(str::to_string)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if ids.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "--explore: no property case among the selected cases; the property cases are {}",
+                    kharness_cases::PROPERTY_CASES.join(", ")
+                )));
+            }
+            Some((budget, ids))
+        }
+    };
     if args.vm_timeout == 0 {
         return Err(CliError::Usage(
             "--vm-timeout 0: give a number of seconds above 0".into(),
@@ -421,6 +446,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             AccelArg::Tcg => Some(Accel::Tcg),
         },
         host_jobs: args.jobs.unwrap_or(cpus),
+        explore,
     };
     // A run killed before its report is out leaves nothing in the cache
     // but finished kernel entries; once the report is out, its logs stay.

@@ -200,6 +200,21 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         };
         send(&mut port, &msg);
     });
+    if let Some(ex) = &config.explore {
+        let instances: Vec<_> = runner::select(catalog, &config.filters)
+            .into_iter()
+            .filter(|i| ex.cases.iter().any(|c| c == i.def.id))
+            .collect();
+        let opts = crate::explore::ExploreOptions {
+            budget: std::time::Duration::from_millis(ex.budget_ms),
+            seed: None,
+            cases: None,
+            run: opts.clone(),
+        };
+        let kernel = KernelInfo::probe();
+        let summary = crate::explore::explore(kernel, instances, &opts, &mut |_| {});
+        send(&mut port, &Message::Explore(summary));
+    }
     send(&mut port, &Message::Done { exit: 0 });
     0
 }

@@ -35,6 +35,19 @@ pub struct GuestConfig {
     pub timeout_scale: f64,
     /// Modules to load, in order (files `MODULE_DIR/NAME.ko`).
     pub modules: Vec<String>,
+    /// After the catalog, explore these property cases for this long
+    /// (`kharness matrix --explore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore: Option<GuestExplore>,
+}
+
+/// `kharness matrix --explore` inside a guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestExplore {
+    /// The time budget, in milliseconds.
+    pub budget_ms: u64,
+    /// The property case ids to explore.
+    pub cases: Vec<String>,
 }
 
 /// Writes the initramfs to `out`, with the file `init` as `/init` (copied
@@ -121,6 +134,7 @@ mod tests {
             jobs: 1,
             timeout_scale: 8.0,
             modules: vec!["veth".into()],
+            explore: None,
         };
         let init = dir.join("init");
         std::fs::write(&init, b"\x7fELFinit").unwrap();

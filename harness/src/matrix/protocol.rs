@@ -56,6 +56,8 @@ pub enum Message {
     Result(CaseReport),
     /// Totals.
     Summary(Summary),
+    /// What `--explore` found after the catalog.
+    Explore(crate::explore::ExploreSummary),
     /// The guest finished cleanly and is powering off.
     Done {
         /// The catalog runner's exit status.

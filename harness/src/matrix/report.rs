@@ -180,6 +180,37 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
         }
     }
     facts.push(("kernel warnings".into(), warn_cells));
+    if m.kernels.iter().any(|k| k.explore.is_some()) {
+        let mut cells = Vec::new();
+        for k in &m.kernels {
+            let Some(ex) = &k.explore else {
+                cells.push("—".to_string());
+                continue;
+            };
+            let sequences: u64 = ex.cases.iter().map(|c| c.sequences).sum();
+            let mut cell = format!("{} rounds, {sequences} seqs", ex.rounds);
+            for c in &ex.cases {
+                if let Some(f) = &c.found {
+                    let n = note_for(
+                        &k.name,
+                        &c.case,
+                        format!(
+                            "{}: explore found {} after {:.1} s: {}{}; replay: {}",
+                            k.name,
+                            c.case,
+                            f.elapsed_ms as f64 / 1000.0,
+                            f.counterexample.as_deref().unwrap_or("(no counterexample in words)"),
+                            f.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default(),
+                            f.replay
+                        ),
+                    );
+                    cell.push_str(&format!(", FOUND {} [{n}]", c.case));
+                }
+            }
+            cells.push(cell);
+        }
+        facts.push(("explore".into(), cells));
+    }
     for k in &m.kernels {
         if let Some(p) = &k.problem {
             note_for(&k.name, "(kernel)", format!("{}: {}", k.name, p));

@@ -138,6 +138,9 @@ pub struct KernelRun {
     /// Notes: fetch fallbacks, cache use, log locations.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What `--explore` found on this kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore: Option<crate::explore::ExploreSummary>,
     /// Measured times.
     pub timings: Timings,
 }
@@ -160,6 +163,7 @@ impl KernelRun {
             warnings: Vec::new(),
             console_tail: Vec::new(),
             notes: Vec::new(),
+            explore: None,
             timings: Timings::default(),
         }
     }
@@ -273,6 +277,7 @@ impl Recorder {
                 run.results.push(MatrixResult { report, tcp_info_len });
             }
             Message::Summary(_) => {}
+            Message::Explore(s) => run.explore = Some(s),
             Message::Done { .. } => self.done = true,
             Message::Error { message } => self.errors.push(message),
         }
@@ -322,6 +327,7 @@ pub fn exit_code(m: &Matrix) -> i32 {
     } else if any(&|k| {
         matches!(k.status, KernelStatus::Crashed | KernelStatus::TimedOut)
             || k.results.iter().any(|r| r.report.outcome == Outcome::Fail)
+            || k.explore.as_ref().is_some_and(|e| e.found() > 0)
     }) {
         1
     } else if any(&|k| matches!(k.status, KernelStatus::Unavailable | KernelStatus::NoBoot)) {

@@ -54,6 +54,9 @@ pub struct MatrixOptions {
     pub accel: Option<Accel>,
     /// Case processes for the host kernel.
     pub host_jobs: usize,
+    /// `--explore`: after the catalog, explore these property cases for
+    /// this long on every kernel (the wall-clock limit grows by as much).
+    pub explore: Option<(Duration, Vec<String>)>,
 }
 
 /// What a kernel is doing.
@@ -400,6 +403,13 @@ fn run_vm_kernel(
         jobs: smp,
         timeout_scale,
         modules: closure.load.iter().map(|(n, _)| n.clone()).collect(),
+        explore: opts
+            .explore
+            .as_ref()
+            .map(|(budget, cases)| super::initramfs::GuestExplore {
+                budget_ms: budget.as_millis() as u64,
+                cases: cases.clone(),
+            }),
     };
     let initrd = dir.join("initramfs.cpio");
     let size = match initramfs::build(&initrd, &init, &closure.load, &config) {
@@ -432,7 +442,7 @@ fn run_vm_kernel(
         mem_mb: opts.mem_mb,
         console: dir.join("console.log"),
         results: dir.join("results.jsonl"),
-        timeout: opts.vm_timeout,
+        timeout: opts.vm_timeout + opts.explore.as_ref().map_or(Duration::ZERO, |(b, _)| *b),
     };
     let mut rec = Recorder::default();
     let mut hello_at: Option<Duration> = None;
@@ -478,8 +488,8 @@ fn run_vm_kernel(
             }
             let why = if end.timed_out {
                 format!(
-                    "killed at the wall-clock limit of {} s (--vm-timeout)",
-                    opts.vm_timeout.as_secs()
+                    "killed at the wall-clock limit of {} s (--vm-timeout, plus --explore)",
+                    vm.timeout.as_secs()
                 )
             } else if !rec.hello {
                 let qerr = end.stderr.trim();
@@ -620,5 +630,41 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
         },
         &why,
     );
+    if let (Some((budget, cases)), KernelStatus::Completed) = (&opts.explore, run.status) {
+        explore_host(&mut run, opts, *budget, cases);
+    }
     run
+}
+
+/// `--explore` on the host kernel: `kharness explore --format json` after the
+/// catalog; its summary goes into the column.
+fn explore_host(run: &mut KernelRun, opts: &MatrixOptions, budget: Duration, cases: &[String]) {
+    let mut cmd = Command::new(&opts.host_exe);
+    cmd.args(["explore", "--format", "json", "--jobs", &opts.host_jobs.to_string()])
+        .arg("--time")
+        .arg(format!("{}ms", budget.as_millis().max(1)))
+        .args(cases);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    crate::sys::die_with_parent(&mut cmd);
+    match cmd.output() {
+        Err(e) => run
+            .notes
+            .push(format!("explore: cannot start {}: {e}", opts.host_exe.display())),
+        Ok(out) => {
+            let summary = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+                match serde_json::from_str::<crate::explore::ExploreEvent>(l) {
+                    Ok(crate::explore::ExploreEvent::Summary(s)) => Some(s),
+                    _ => None,
+                }
+            });
+            match summary {
+                Some(s) => run.explore = Some(s),
+                None => run.notes.push(format!(
+                    "explore: no summary ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            }
+        }
+    }
 }
