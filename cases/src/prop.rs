@@ -20,18 +20,35 @@ use proptest::test_runner::{
     TestRunner,
 };
 
-/// The regression file of a property case, under `fixtures/proptest-regressions/`.
-/// Outside the source tree (a matrix guest) there is none: nothing is
-/// replayed or saved.
+/// The regression file of a property case, under `fixtures/proptest-regressions/`
+/// (or `$KHARNESS_REGRESSIONS_DIR`, which the tests use). Outside the source
+/// tree (a matrix guest) there is none: nothing is replayed or saved.
 pub fn regressions_path(file: &str) -> Option<&'static str> {
     if file.is_empty() {
         return None;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()?
-        .join("fixtures/proptest-regressions");
+    let dir = match std::env::var_os("KHARNESS_REGRESSIONS_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()?
+            .join("fixtures/proptest-regressions"),
+    };
     dir.is_dir()
         .then(|| &*Box::leak(format!("{}/{file}", dir.display()).into_boxed_str()))
+}
+
+/// Test-only fault switch: with `KHARNESS_TEST_PROPERTY_FAULT=CASE_ID`,
+/// every value of that case whose debug text has a length divisible by 7
+/// fails as a disagreement, deterministically, so that the tests see the
+/// whole path of a failure (shrinking, words, saving, replay) without a
+/// kernel defect at hand.
+fn injected_fault<T: Debug>(id: &str, v: &T) -> Result<(), String> {
+    match std::env::var("KHARNESS_TEST_PROPERTY_FAULT") {
+        Ok(want) if want == id && format!("{v:?}").len() % 7 == 0 => {
+            Err("test-only fault (KHARNESS_TEST_PROPERTY_FAULT)".to_string())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Saves failures like `FileFailurePersistence` but replays nothing:
@@ -87,13 +104,19 @@ pub struct Found<T> {
 
 impl Property {
     /// Runs `test` (which keeps its own tallies in `Cell`s, as proptest
-    /// wants an `Fn`) over values of `strategy` as the settings in `ctx` say,
-    /// counting the sequences. Records `property.seed`, `property.cases` and
-    /// `property.explore`.
+    /// wants an `Fn`) over values of `strategy(explore)` as the settings in
+    /// `ctx` say, counting the sequences. Records `property.seed`,
+    /// `property.cases` and `property.explore`.
+    ///
+    /// Two regression files: `NAME.txt` holds failures of the quick
+    /// generators, `NAME.deep.txt` those `explore` found with the deep ones
+    /// (a saved seed only means something with the generator that drew it).
+    /// `kharness run` replays both, each with its own generator, before its
+    /// own sequences; `explore` replays neither and saves to the deep file.
     pub fn run<S: Strategy>(
         &self,
         ctx: &mut Ctx,
-        strategy: &S,
+        strategy: impl Fn(bool) -> S,
         test: impl Fn(S::Value) -> Result<(), String>,
     ) -> Found<S::Value> {
         let settings = ctx.property;
@@ -102,25 +125,6 @@ impl Property {
         } else {
             self.quick_cases
         });
-        let persistence: Option<Box<dyn FailurePersistence>> =
-            regressions_path(self.regressions).map(|p| -> Box<dyn FailurePersistence> {
-                let file = FileFailurePersistence::Direct(p);
-                if settings.explore {
-                    Box::new(SaveOnly(file))
-                } else {
-                    Box::new(file)
-                }
-            });
-        let config = Config {
-            cases,
-            max_shrink_iters: self.max_shrink_iters,
-            failure_persistence: persistence,
-            // The case process is the unit of isolation; proptest must not fork.
-            fork: false,
-            ..Config::default()
-        };
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &settings.rng_seed(self.id));
-        let mut runner = TestRunner::new_with_rng(config, rng);
         ctx.observe("property.seed", settings.seed());
         ctx.observe("property.cases", cases);
         ctx.observe("property.explore", settings.explore);
@@ -129,22 +133,61 @@ impl Property {
         let deadline = settings
             .budget_ms
             .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
-        let result = runner.run(strategy, |v| {
+        let check = |v: S::Value| {
             // Out of budget: the remaining sequences are not run (and not
             // counted); the shrinking of a failure always is.
             if !failed.get() && sequences.get() > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(());
             }
             sequences.set(sequences.get() + 1);
-            test(v).map_err(|e| {
+            let fault = injected_fault(self.id, &v);
+            test(v).and(fault).map_err(|e| {
                 failed.set(true);
                 TestCaseError::fail(e)
             })
-        });
+        };
+        let deep = self.deep_regressions();
+        let runner = |cases: u32, persistence: Option<Box<dyn FailurePersistence>>| {
+            let config = Config {
+                cases,
+                max_shrink_iters: self.max_shrink_iters,
+                failure_persistence: persistence,
+                // The case process is the unit of isolation; proptest must not fork.
+                fork: false,
+                ..Config::default()
+            };
+            TestRunner::new_with_rng(
+                config,
+                TestRng::from_seed(RngAlgorithm::ChaCha, &settings.rng_seed(self.id)),
+            )
+        };
+        let file = |p: &'static str| -> Box<dyn FailurePersistence> { Box::new(FileFailurePersistence::Direct(p)) };
+        let result = if settings.explore {
+            let save_only =
+                deep.map(|p| -> Box<dyn FailurePersistence> { Box::new(SaveOnly(FileFailurePersistence::Direct(p))) });
+            runner(cases, save_only).run(&strategy(true), check)
+        } else {
+            // What explore found, replayed with the deep generator (no new
+            // sequences: cases 0), then the quick run.
+            let replayed = match deep.filter(|p| std::path::Path::new(p).is_file()) {
+                Some(p) => runner(0, Some(file(p))).run(&strategy(true), check),
+                None => Ok(()),
+            };
+            match replayed {
+                Ok(()) => runner(cases, regressions_path(self.regressions).map(file)).run(&strategy(false), check),
+                failure => failure,
+            }
+        };
         Found {
             sequences: sequences.get(),
             result,
         }
+    }
+
+    /// The file `explore` saves to: `NAME.deep.txt` beside `NAME.txt`.
+    fn deep_regressions(&self) -> Option<&'static str> {
+        let stem = self.regressions.strip_suffix(".txt")?;
+        regressions_path(&format!("{stem}.deep.txt"))
     }
 
     /// The command that replays this run.
@@ -194,7 +237,12 @@ impl Property {
                 }
                 ctx.note(format!("first disagreement: {reason}"));
                 ctx.note(format!("replay: {}", self.replay_command(ctx)));
-                if let Some(p) = regressions_path(self.regressions) {
+                let saved = if ctx.property.explore {
+                    self.deep_regressions()
+                } else {
+                    regressions_path(self.regressions)
+                };
+                if let Some(p) = saved {
                     ctx.note(format!("saved in {p}: every `kharness run` replays it first"));
                 }
                 if let Err(e) = replay(ctx, &minimal) {
@@ -235,7 +283,7 @@ mod tests {
 
     fn verdict(test: impl Fn(u32) -> Result<(), String>) -> (Outcome, Vec<String>) {
         let mut c = ctx();
-        let found = P.run(&mut c, &(0u32..1000), test);
+        let found = P.run(&mut c, |_| 0u32..1000, test);
         let r = P.report(&mut c, found, |v| vec![format!("value {v}")], |_, _| Ok(()));
         let rep = c.finish("test.property".into(), r, std::time::Duration::ZERO);
         (rep.outcome, rep.notes)
@@ -259,10 +307,14 @@ mod tests {
             let mut c = ctx();
             c.property.seed = Some(seed);
             let v = std::cell::RefCell::new(Vec::new());
-            P.run(&mut c, &(0u32..1_000_000), |x| {
-                v.borrow_mut().push(x);
-                Ok(())
-            });
+            P.run(
+                &mut c,
+                |_| 0u32..1_000_000,
+                |x| {
+                    v.borrow_mut().push(x);
+                    Ok(())
+                },
+            );
             v.into_inner()
         };
         assert_eq!(seen(1), seen(1));
@@ -275,10 +327,14 @@ mod tests {
         let mut c = ctx();
         c.property.budget_ms = Some(0);
         let n = std::cell::Cell::new(0);
-        let found = P.run(&mut c, &(0u32..10), |_| {
-            n.set(n.get() + 1);
-            Ok(())
-        });
+        let found = P.run(
+            &mut c,
+            |_| 0u32..10,
+            |_| {
+                n.set(n.get() + 1);
+                Ok(())
+            },
+        );
         assert_eq!((n.get(), found.sequences), (1, 1));
     }
 }

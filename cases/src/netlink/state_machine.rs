@@ -429,13 +429,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     carrierless_veth(&ns, "veth2", 4, "veth3", 5)?;
 
     // explore: sequences up to four times as long.
-    let max_ops = if ctx.property.explore { 4 * MAX_OPS } else { MAX_OPS };
     let tally = RefCell::new(Tally::default());
     // Any error of a sequence (a disagreement, or a reset, request or dump
     // that failed) fails the property: it is shrunk, replayed and reported.
-    let found = PROPERTY.run(ctx, &prop::collection::vec(op_strategy(), 1..=max_ops), |ops| {
-        run_sequence(&ns, &ops, &mut tally.borrow_mut(), None)
-    });
+    let found = PROPERTY.run(
+        ctx,
+        |deep| prop::collection::vec(op_strategy(), 1..=if deep { 4 * MAX_OPS } else { MAX_OPS }),
+        |ops| run_sequence(&ns, &ops, &mut tally.borrow_mut(), None),
+    );
     let t = tally.into_inner();
     ctx.observe("sequences_run", t.sequences);
     ctx.check_eq(

@@ -487,7 +487,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let last = std::cell::RefCell::new(mib(rig.net.receiver())?);
     let frames = std::cell::Cell::new(0u32);
     let verdicts = std::cell::RefCell::new(std::collections::BTreeMap::<&'static str, u32>::new());
-    let found = PROPERTY.run(ctx, &mutation(ctx.property.explore), |m| {
+    let found = PROPERTY.run(ctx, mutation, |m| {
         frames.set(frames.get() + 1);
         let before = last.borrow().clone();
         let o = rig.run(&m, before)?;

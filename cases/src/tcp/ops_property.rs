@@ -123,13 +123,15 @@ impl Op {
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let kernel = ctx.kernel.clone();
-    // explore: sequences four times as long.
-    let max_len = if ctx.property.explore { 48 } else { 12 };
     let ops_run = std::cell::Cell::new(0usize);
-    let found = PROPERTY.run(ctx, &proptest::collection::vec(op(), 1..max_len), |ops| {
-        ops_run.set(ops_run.get() + ops.len());
-        run_sequence(&kernel, &ops, None)
-    });
+    let found = PROPERTY.run(
+        ctx,
+        |deep| proptest::collection::vec(op(), 1..if deep { 48 } else { 12 }),
+        |ops| {
+            ops_run.set(ops_run.get() + ops.len());
+            run_sequence(&kernel, &ops, None)
+        },
+    );
     ctx.observe("operations_run", ops_run.get() as u64);
     let failed = found.result.is_err();
     PROPERTY.report(

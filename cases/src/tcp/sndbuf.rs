@@ -128,7 +128,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         }
         first
     };
-    let found = PROPERTY.run(ctx, &strategy, |x| one(x, None));
+    let found = PROPERTY.run(ctx, |_| strategy.clone(), |x| one(x, None));
     let failed = found.result.is_err();
     PROPERTY.report(
         ctx,

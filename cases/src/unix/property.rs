@@ -283,9 +283,13 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         };
         ctx.observe("kcmp.available", kcmp);
         let totals = Totals::default();
-        let max_ops = if ctx.property.explore { 96 } else { 24 };
-        let strategy = (kind(), proptest::collection::vec(op(ctx.property.explore), 1..=max_ops));
-        let found = PROPERTY.run(ctx, &strategy, |(k, ops)| run_sequence(k, &ops, kcmp, &totals));
+        let strategy = |deep: bool| {
+            (
+                kind(),
+                proptest::collection::vec(op(deep), 1..=if deep { 96 } else { 24 }),
+            )
+        };
+        let found = PROPERTY.run(ctx, strategy, |(k, ops)| run_sequence(k, &ops, kcmp, &totals));
         ctx.observe("sequences_passed", totals.sequences.get());
         ctx.observe("operations_run", totals.operations.get());
         ctx.check_eq(

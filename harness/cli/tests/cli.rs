@@ -45,6 +45,19 @@ fn bad_input_is_exit_2_with_a_message_and_nothing_created() {
         (vec!["explain", "tcp.nope"], "no case `tcp.nope`"),
         (vec!["list", "zzz*"], "no case matches"),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["run", "--cases", "0"], "--cases 0 is out of range"),
+        (vec!["run", "--seed", "-1"], "unexpected argument '-1'"),
+        (vec!["run", "--seed", "x"], "invalid value"),
+        (vec!["explore", "--time", "0s"], "out of range"),
+        (vec!["explore", "--time", "5 fortnights"], "unknown unit"),
+        (vec!["explore", "--time", "soon"], "not a duration"),
+        (vec!["explore", "tcp.fill"], "no property case"),
+        (vec!["explore", "--cases", "0"], "--cases 0 is out of range"),
+        (vec!["matrix", "host", "--explore", "1x"], "--explore"),
+        (
+            vec!["matrix", "host", "--case", "tcp.fill", "--explore", "5s"],
+            "no property case",
+        ),
     ];
     for (args, needle) in cases {
         let (code, _out, err) = kharness(&args);
@@ -153,4 +166,90 @@ fn json_tap_and_junit_reports() {
     assert!(out.starts_with("TAP version 13\n"), "{out}");
     assert!(out.contains("1..1") && out.contains("ok 1 tcp.refused"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The whole path of a failure `explore` finds, with the test-only fault
+/// switch standing in for a kernel defect: shrunk, told in words, given its
+/// replay command, saved to the deep regression file, and replayed by every
+/// later `kharness run`, which then fails with the same counterexample.
+#[test]
+fn explore_finds_saves_and_run_replays() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("explore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str], fault: bool| {
+        let mut c = Command::new(BIN);
+        c.args(args).env("KHARNESS_REGRESSIONS_DIR", &dir);
+        if fault {
+            c.env("KHARNESS_TEST_PROPERTY_FAULT", "unix.fd_property");
+        }
+        let out = c.output().expect("run kharness");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&["explore", "unix.fd_property", "--time", "20s", "--seed", "5"], true);
+    assert_eq!(code, 1, "a finding exits 1: {out}");
+    for needle in [
+        "FOUND  unix.fd_property (round 1, seed 5)",
+        "minimal counterexample",
+        "socketpair",
+        "first disagreement: test-only fault",
+        "replay: kharness run unix.fd_property --seed 5 --deep",
+    ] {
+        assert!(out.contains(needle), "explore output lacks `{needle}`:\n{out}");
+    }
+    assert!(dir.join("unix_fd_property.deep.txt").is_file(), "the finding was saved");
+    let (_, json) = run(
+        &[
+            "explore",
+            "unix.fd_property",
+            "--time",
+            "20s",
+            "--seed",
+            "5",
+            "--format",
+            "json",
+        ],
+        true,
+    );
+    let summary: Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    let found = &summary["cases"][0]["found"];
+    let words = found["counterexample"].as_str().unwrap().to_string();
+    // The saved seed is replayed by run, with the deep generator: the same
+    // minimal counterexample, before any sequence of its own.
+    let (code, json) = run(&["run", "unix.fd_property", "--cases", "1", "--format", "json"], true);
+    assert_eq!(code, 1);
+    let result: Value = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["type"] == "result")
+        .unwrap();
+    assert_eq!(result["outcome"], "fail");
+    assert_eq!(
+        result["observations"]["property.counterexample"].as_str(),
+        Some(words.as_str())
+    );
+    // Without the fault the replayed sequence meets the model.
+    let (code, _) = run(&["run", "unix.fd_property", "--cases", "1"], false);
+    assert_eq!(code, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn explore_spends_its_budget_and_prints_every_seed() {
+    let (code, out, err) = kharness(&["explore", "tcp.sndbuf_setget", "--time", "2s", "--seed", "77"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("seed 77"), "{out}");
+    let rounds: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("round ")).collect();
+    assert!(!rounds.is_empty(), "{out}");
+    for (i, l) in rounds.iter().enumerate() {
+        assert!(
+            l.contains(&format!("seed {}", 77 + i)),
+            "round {} has seed {}: {l}",
+            i + 1,
+            77 + i
+        );
+    }
 }
