@@ -94,6 +94,9 @@ pub struct Property {
     pub max_shrink_iters: u32,
 }
 
+/// Sequences per chunk of an explore run (see [`Property::run`]).
+const EXPLORE_CHUNK: u32 = 16;
+
 /// What a property run found, for [`Property::report`].
 pub struct Found<T> {
     /// Sequences the runner generated (replays of the regression file included).
@@ -130,13 +133,10 @@ impl Property {
         ctx.observe("property.explore", settings.explore);
         let sequences = std::cell::Cell::new(0u32);
         let failed = std::cell::Cell::new(false);
-        let deadline = settings
-            .budget_ms
-            .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
         let check = |v: S::Value| {
             // Out of budget: the remaining sequences are not run (and not
             // counted); the shrinking of a failure always is.
-            if !failed.get() && sequences.get() > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if !failed.get() && sequences.get() > 0 && settings.past_deadline() {
                 return Ok(());
             }
             sequences.set(sequences.get() + 1);
@@ -147,7 +147,7 @@ impl Property {
             })
         };
         let deep = self.deep_regressions();
-        let runner = |cases: u32, persistence: Option<Box<dyn FailurePersistence>>| {
+        let runner = |cases: u32, chunk: u8, persistence: Option<Box<dyn FailurePersistence>>| {
             let config = Config {
                 cases,
                 max_shrink_iters: self.max_shrink_iters,
@@ -156,25 +156,40 @@ impl Property {
                 fork: false,
                 ..Config::default()
             };
-            TestRunner::new_with_rng(
-                config,
-                TestRng::from_seed(RngAlgorithm::ChaCha, &settings.rng_seed(self.id)),
-            )
+            let mut seed = settings.rng_seed(self.id);
+            seed[31] ^= chunk;
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
         };
         let file = |p: &'static str| -> Box<dyn FailurePersistence> { Box::new(FileFailurePersistence::Direct(p)) };
         let result = if settings.explore {
-            let save_only =
-                deep.map(|p| -> Box<dyn FailurePersistence> { Box::new(SaveOnly(FileFailurePersistence::Direct(p))) });
-            runner(cases, save_only).run(&strategy(true), check)
+            // In chunks of EXPLORE_CHUNK sequences, each with its own RNG
+            // (the seed with the chunk number), so that the deadline can
+            // stop between chunks without generating the rest, and
+            // `--seed S --deep` (every chunk) still replays what ran.
+            let save_only = || {
+                deep.map(|p| -> Box<dyn FailurePersistence> { Box::new(SaveOnly(FileFailurePersistence::Direct(p))) })
+            };
+            let mut result = Ok(());
+            for (k, start) in (0..cases).step_by(EXPLORE_CHUNK as usize).enumerate() {
+                if k > 0 && settings.past_deadline() {
+                    break;
+                }
+                let n = EXPLORE_CHUNK.min(cases - start);
+                result = runner(n, k as u8, save_only()).run(&strategy(true), &check);
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
         } else {
             // What explore found, replayed with the deep generator (no new
             // sequences: cases 0), then the quick run.
             let replayed = match deep.filter(|p| std::path::Path::new(p).is_file()) {
-                Some(p) => runner(0, Some(file(p))).run(&strategy(true), check),
+                Some(p) => runner(0, 0, Some(file(p))).run(&strategy(true), &check),
                 None => Ok(()),
             };
             match replayed {
-                Ok(()) => runner(cases, regressions_path(self.regressions).map(file)).run(&strategy(false), check),
+                Ok(()) => runner(cases, 0, regressions_path(self.regressions).map(file)).run(&strategy(false), &check),
                 failure => failure,
             }
         };
@@ -325,7 +340,7 @@ mod tests {
     #[test]
     fn the_budget_stops_new_sequences_but_runs_one() {
         let mut c = ctx();
-        c.property.budget_ms = Some(0);
+        c.property.deadline_unix_ms = Some(0);
         let n = std::cell::Cell::new(0);
         let found = P.run(
             &mut c,

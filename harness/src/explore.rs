@@ -158,7 +158,9 @@ pub fn explore(
             seed: Some(seed),
             cases: opts.cases,
             explore: true,
-            budget_ms: Some(opts.budget.saturating_sub(start.elapsed()).as_millis() as u64),
+            deadline_unix_ms: Some(
+                crate::property::unix_ms() + opts.budget.saturating_sub(start.elapsed()).as_millis() as u64,
+            ),
         };
         let mut reports = Vec::new();
         runner::run(kernel.clone(), live.clone(), &run, &mut |ev| {

@@ -23,10 +23,11 @@ pub struct PropertySettings {
     /// `kharness explore`: no replay of the regression file first, and the
     /// generators' longer, wider sequences.
     pub explore: bool,
-    /// Stop starting new sequences after this long (`explore` passes what is
-    /// left of its budget); shrinking a failure found before then is never
-    /// cut short. `None`: run every sequence.
-    pub budget_ms: Option<u64>,
+    /// Stop starting new sequences at this time (milliseconds since the Unix
+    /// epoch: `explore`'s budget ends then for every case of the round,
+    /// however late its process starts); shrinking a failure found before
+    /// then is never cut short. `None`: run every sequence.
+    pub deadline_unix_ms: Option<u64>,
 }
 
 impl PropertySettings {
@@ -56,6 +57,11 @@ impl PropertySettings {
         out
     }
 
+    /// Whether the deadline has passed.
+    pub fn past_deadline(&self) -> bool {
+        self.deadline_unix_ms.is_some_and(|d| unix_ms() >= d)
+    }
+
     /// The arguments of `__case` that carry these settings.
     pub fn child_args(&self) -> Vec<String> {
         let mut a = Vec::new();
@@ -68,11 +74,19 @@ impl PropertySettings {
         if self.explore {
             a.push("--deep".to_string());
         }
-        if let Some(b) = self.budget_ms {
-            a.extend(["--budget-ms".to_string(), b.to_string()]);
+        if let Some(b) = self.deadline_unix_ms {
+            a.extend(["--deadline-unix-ms".to_string(), b.to_string()]);
         }
         a
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -96,7 +110,7 @@ mod tests {
             seed: Some(7),
             cases: Some(3),
             explore: true,
-            budget_ms: None,
+            deadline_unix_ms: None,
         };
         assert_eq!(s.child_args(), ["--seed", "7", "--cases", "3", "--deep"]);
         assert!(PropertySettings::default().child_args().is_empty());

@@ -455,14 +455,20 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         );
     }
     // The model must have exercised each of its branches at least once, or
-    // the run proved less than it claims.
+    // the run proved less than it claims. The claim is about CASES
+    // sequences: an explore run its deadline cut shorter only reports it.
     for errno in ["EEXIST", "ENOENT", "EINVAL"] {
-        ctx.check(
-            format!("coverage.{errno}"),
-            kharness::Expect::Gt(0),
-            t.model_answers.get(errno).copied().unwrap_or(0),
-            "64 random sequences reach every error branch of the model",
-        );
+        let n = t.model_answers.get(errno).copied().unwrap_or(0);
+        if t.sequences >= u64::from(CASES) {
+            ctx.check(
+                format!("coverage.{errno}"),
+                kharness::Expect::Gt(0),
+                n,
+                "64 random sequences reach every error branch of the model",
+            );
+        } else {
+            ctx.observe(format!("coverage.{errno}"), n);
+        }
     }
     PROPERTY.report(
         ctx,

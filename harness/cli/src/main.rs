@@ -186,9 +186,9 @@ struct PropertyArgs {
     /// `--seed S --deep` replays one of its runs exactly.
     #[arg(long)]
     deep: bool,
-    /// (internal) Stop starting new sequences after this many milliseconds.
+    /// (internal) Stop starting new sequences at this time (ms since the epoch).
     #[arg(long, hide = true, value_name = "MS")]
-    budget_ms: Option<u64>,
+    deadline_unix_ms: Option<u64>,
 }
 
 /// Most sequences per property a run takes.
@@ -209,7 +209,7 @@ impl PropertyArgs {
             seed: self.seed,
             cases,
             explore: self.deep,
-            budget_ms: self.budget_ms,
+            deadline_unix_ms: self.deadline_unix_ms,
         })
     }
 }
