@@ -8,6 +8,8 @@ pub mod case;
 pub mod diag;
 /// The typed event stream of a run.
 pub mod event;
+/// Kernel health around every case: the kernel log and taint, watched.
+pub mod health;
 /// What the running kernel says about itself.
 pub mod kernel;
 /// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).

@@ -105,6 +105,9 @@ impl<W: Write> Reporter for Human<W> {
                         absent.join(" ")
                     }
                 )?;
+                if let Some(w) = &h.health {
+                    writeln!(self.out, "kernel health: {}", w.describe())?;
+                }
             }
             Event::CaseStarted { .. } => {}
             Event::CaseFinished(r) => {
