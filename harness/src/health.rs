@@ -326,25 +326,31 @@ impl Findings {
             });
         }
         r.notes.extend(self.notes);
-        if new.is_empty() {
-            return;
-        }
-        if r.outcome != Outcome::Fail {
-            if let Some(why) = r.reason.take() {
-                r.notes.push(format!(
-                    "before the kernel health check: {} ({why})",
-                    r.outcome.label().to_lowercase()
-                ));
-            }
-            r.outcome = Outcome::Fail;
-            r.reason = Some(new[0].to_string());
-        }
-        for m in &new {
-            r.observations.insert(m.counter.clone(), m.observed.clone());
-        }
-        r.checks += new.len();
-        r.mismatches.extend(new);
+        charge(r, new);
     }
+}
+
+/// Adds health mismatches to a report and fails it (a skip or xfail reason
+/// is kept as a note).
+fn charge(r: &mut CaseReport, new: Vec<Mismatch>) {
+    if new.is_empty() {
+        return;
+    }
+    if r.outcome != Outcome::Fail {
+        if let Some(why) = r.reason.take() {
+            r.notes.push(format!(
+                "before the kernel health check: {} ({why})",
+                r.outcome.label().to_lowercase()
+            ));
+        }
+        r.outcome = Outcome::Fail;
+        r.reason = Some(new[0].to_string());
+    }
+    for m in &new {
+        r.observations.insert(m.counter.clone(), m.observed.clone());
+    }
+    r.checks += new.len();
+    r.mismatches.extend(new);
 }
 
 /// What one drain found.
@@ -406,16 +412,26 @@ impl Monitor {
         {
             Ok(f) => Some(f),
             Err(e) => {
-                let userns = if crate::privilege::in_user_namespace() {
-                    " in a user namespace"
-                } else {
-                    ""
-                };
+                let mut why = Vec::new();
+                if crate::privilege::in_user_namespace() {
+                    why.push("in a user namespace");
+                }
+                if std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict").is_ok_and(|t| t.trim() == "1") {
+                    why.push("kernel.dmesg_restrict=1");
+                }
                 let errno = e
                     .raw_os_error()
-                    .map(|n| format!("{}", nix::errno::Errno::from_raw(n)))
+                    .map(|n| {
+                        let n = nix::errno::Errno::from_raw(n);
+                        format!("{n:?} ({})", n.desc())
+                    })
                     .unwrap_or_else(|| e.to_string());
-                notes.push(format!("/dev/kmsg: {errno}{userns}"));
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", why.join(", "))
+                };
+                notes.push(format!("/dev/kmsg: {errno}{why}"));
                 None
             }
         };
@@ -560,6 +576,56 @@ pub struct ConsoleSplat {
     pub line: String,
     /// Cases between their start and end markers at that point.
     pub cases: Vec<String>,
+}
+
+impl ConsoleSplat {
+    /// `LINE (during CASE, CASE)`, or `(outside any case)`.
+    pub fn describe(&self) -> String {
+        if self.cases.is_empty() {
+            format!("{} (outside any case)", self.line)
+        } else {
+            format!("{} (during {})", self.line, self.cases.join(", "))
+        }
+    }
+}
+
+/// Charges console splats to the cases they were attributed to: a result
+/// without a `kernel.log` mismatch of its own (the guest's monitor missed
+/// the lines: its log overflowed, or the guest died first) gets a
+/// `kernel.console` mismatch quoting them, and fails.
+pub fn charge_console<'a>(splats: &[ConsoleSplat], reports: impl Iterator<Item = &'a mut CaseReport>) {
+    for r in reports {
+        let lines: Vec<Value> = splats
+            .iter()
+            .filter(|s| s.cases.contains(&r.case))
+            .take(MAX_LINES)
+            .map(|s| Value::String(s.line.clone()))
+            .collect();
+        if lines.is_empty() || r.mismatches.iter().any(|m| m.counter == "kernel.log") {
+            continue;
+        }
+        let others: Vec<String> = splats
+            .iter()
+            .filter(|s| s.cases.contains(&r.case))
+            .flat_map(|s| s.cases.iter().filter(|c| **c != r.case).cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let also = if others.is_empty() {
+            String::new()
+        } else {
+            format!("; also running then: {}", others.join(", "))
+        };
+        charge(
+            r,
+            vec![Mismatch {
+                counter: "kernel.console".into(),
+                expected: "no kernel warning, BUG, oops or splat".into(),
+                observed: Value::Array(lines),
+                source: format!("guest console between this case's start and end markers{also}"),
+            }],
+        );
+    }
 }
 
 /// Attributes console splats to cases using the `kharness: case start/end`
@@ -784,5 +850,24 @@ mod tests {
         assert_eq!(s[0].cases, ["tcp.fill[veth]", "udp.gro"]);
         assert_eq!(s[1].cases, ["udp.gro"]);
         assert!(s[2].cases.is_empty());
+        assert!(s[2].describe().ends_with("(outside any case)"));
+
+        let mut tcp = report(Outcome::Pass);
+        tcp.case = "tcp.fill[veth]".into();
+        let mut udp = report(Outcome::Fail);
+        udp.case = "udp.gro".into();
+        // udp.gro's own monitor already quoted the kernel log: not twice.
+        Findings {
+            lines: vec!["BUG: kernel NULL pointer dereference".into()],
+            ..Default::default()
+        }
+        .apply(&mut udp);
+        let mut other = report(Outcome::Pass);
+        charge_console(&s, [&mut tcp, &mut udp, &mut other].into_iter());
+        assert_eq!(tcp.outcome, Outcome::Fail);
+        assert_eq!(tcp.mismatches[0].counter, "kernel.console");
+        assert!(tcp.mismatches[0].source.contains("also running then: udp.gro"));
+        assert_eq!(udp.mismatches.len(), 1);
+        assert_eq!(other.outcome, Outcome::Pass);
     }
 }
