@@ -134,7 +134,7 @@ pub const PATTERNS: &[(&str, &str)] = &[
 /// The kind of splat a kernel log message is, if it is one (see
 /// [`PATTERNS`]).
 pub fn classify(message: &str) -> Option<&'static str> {
-    let m = message.trim_start();
+    let m = strip_caller(message.trim_start());
     PATTERNS.iter().find_map(|(pat, kind)| {
         let hit = if *pat == "WARNING:" {
             m.starts_with(pat)
@@ -143,6 +143,20 @@ pub fn classify(message: &str) -> Option<&'static str> {
         };
         hit.then_some(*kind)
     })
+}
+
+/// Drops a console's caller id (`[  T80] `, `[    C1] `: CONFIG_PRINTK_CALLER).
+fn strip_caller(line: &str) -> &str {
+    if let Some(rest) = line.strip_prefix('[') {
+        if let Some((id, after)) = rest.split_once(']') {
+            let id = id.trim();
+            let mut c = id.chars();
+            if matches!(c.next(), Some('T' | 'C')) && !id[1..].is_empty() && c.all(|d| d.is_ascii_digit()) {
+                return after.trim_start();
+            }
+        }
+    }
+    line
 }
 
 /// Taint bits, in bit order: (letter, meaning). From `taint_flags[]` in
@@ -184,6 +198,13 @@ pub fn decode_taint(mask: u64) -> Vec<String> {
             None => format!("bit {b}"),
         })
         .collect()
+}
+
+/// The flags set in `now` and not in `before`: (problems, the others),
+/// decoded.
+pub fn taint_delta(before: u64, now: u64) -> (Vec<String>, Vec<String>) {
+    let new = now & !before;
+    (decode_taint(new & problem_mask()), decode_taint(new & !problem_mask()))
 }
 
 fn problem_mask() -> u64 {
@@ -314,7 +335,7 @@ impl Findings {
                 counter: "kernel.log".into(),
                 expected: "no kernel warning, BUG, oops or splat".into(),
                 observed: Value::Array(lines),
-                source: format!("/dev/kmsg records appended while the case ran{also}"),
+                source: format!("/dev/kmsg records appended since the previous case ended{also}"),
             });
         }
         if !self.taint.is_empty() {
@@ -322,7 +343,7 @@ impl Findings {
                 counter: "kernel.taint".into(),
                 expected: "no new taint flag".into(),
                 observed: Value::String(self.taint.join(", ")),
-                source: format!("/proc/sys/kernel/tainted before and after the case{also}"),
+                source: format!("/proc/sys/kernel/tainted since the previous case ended{also}"),
             });
         }
         r.notes.extend(self.notes);
@@ -545,10 +566,9 @@ impl Monitor {
         }
         if let Some(before) = s.taint {
             if let Ok(now) = read_taint() {
-                let new = now & !before;
                 s.taint = Some(now | before);
-                d.taint = decode_taint(new & problem_mask());
-                let other = decode_taint(new & !problem_mask());
+                let (problems, other) = taint_delta(before, now);
+                d.taint = problems;
                 if !other.is_empty() {
                     d.notes.push(format!("new taint flags: {}", other.join(", ")));
                 }
@@ -679,6 +699,8 @@ mod tests {
             ("rcu: INFO: rcu_sched detected stalls on CPUs/tasks:", "RCU stall"),
             ("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]", "BUG"),
             ("Kernel panic - not syncing: panic_on_warn set ...", "panic"),
+            // A console line with CONFIG_PRINTK_CALLER, timestamp removed.
+            ("[   T80] WARNING: CPU: 6 PID: 80 at lib/refcount.c:28", "warning"),
         ];
         for (line, kind) in splats {
             assert_eq!(classify(line), Some(kind), "{line}");
@@ -738,6 +760,13 @@ mod tests {
         let p = problem_mask();
         assert!(p & 1 << 9 != 0 && p & 1 << 7 != 0);
         assert!(p & 1 << 12 == 0 && p & 1 << 13 == 0 && p & 1 == 0);
+        // Already tainted W and O: only new flags count; an unsigned module
+        // (E) autoloaded during the case is a note, a death (D) a failure.
+        let before = 1 << 9 | 1 << 12;
+        assert_eq!(taint_delta(before, before), (vec![], vec![]));
+        let (problems, other) = taint_delta(before, before | 1 << 7 | 1 << 13);
+        assert_eq!(problems, ["D (kernel died (oops or BUG))"]);
+        assert_eq!(other, ["E (unsigned module)"]);
     }
 
     fn report(outcome: Outcome) -> CaseReport {
