@@ -37,8 +37,9 @@
 //! [`PATTERNS`] (warnings, BUGs, oopses, sanitizer reports, refcount and
 //! lockdep splats, hung tasks, RCU stalls, netdev reference leaks). Other
 //! kernel chatter (a veth entering promiscuous mode, a martian source) does
-//! not, and neither does `page allocation failure` (memory pressure, not a
-//! defect).
+//! not, and neither do `page allocation failure` (memory pressure, not a
+//! defect) nor a user program's crash (`traps: prog[123] general protection
+//! fault ip:…`, `segfault at …`).
 //!
 //! Taint: new bits among [`PROBLEM_TAINTS`] (W warning, D oops, B bad page,
 //! L soft lockup, M machine check, …) fail the case; new bits that only say
@@ -100,20 +101,25 @@ pub const MARK_END: &str = "kharness: case end ";
 const MAX_LINES: usize = 20;
 
 /// What marks a kernel log line as a sign of ill health: (substring, kind).
-/// A line matches if it contains the substring (`WARNING:` only at the start
-/// of the message).
+/// A line matches if it contains the substring; a substring written with a
+/// leading `^` must start the message.
 pub const PATTERNS: &[(&str, &str)] = &[
     // WARN_ON() and friends: "WARNING: CPU: 1 PID: 61 at lib/refcount.c:28 …";
     // before 4.x "WARNING: at …"; lockdep's reports ("WARNING: possible
     // circular locking dependency detected", "WARNING: suspicious RCU usage")
-    // also start with "WARNING:".
-    ("WARNING:", "warning"),
+    // also start with "WARNING:". Anchored: boot-time notices put the word
+    // after a subsystem prefix.
+    ("^WARNING:", "warning"),
     // BUG() and the "BUG: …" reports: NULL dereference, KASAN, KFENCE,
     // sleeping in atomic context, soft lockup, bad page state.
     ("kernel BUG at", "BUG"),
     ("BUG:", "BUG"),
     ("Oops:", "oops"),
-    ("general protection fault", "oops"),
+    // The kernel's own #GP ("general protection fault, probably for
+    // non-canonical address …"; 6.x says "Oops: general protection fault").
+    // Anchored: a user program's #GP is logged as "traps: prog[123] general
+    // protection fault ip:… sp:…", which is no kernel defect.
+    ("^general protection fault", "oops"),
     ("Kernel panic", "panic"),
     ("KASAN:", "KASAN"),
     ("UBSAN:", "UBSAN"),
@@ -136,10 +142,9 @@ pub const PATTERNS: &[(&str, &str)] = &[
 pub fn classify(message: &str) -> Option<&'static str> {
     let m = strip_caller(message.trim_start());
     PATTERNS.iter().find_map(|(pat, kind)| {
-        let hit = if *pat == "WARNING:" {
-            m.starts_with(pat)
-        } else {
-            m.contains(pat)
+        let hit = match pat.strip_prefix('^') {
+            Some(p) => m.starts_with(p),
+            None => m.contains(pat),
         };
         hit.then_some(*kind)
     })
@@ -711,6 +716,9 @@ mod tests {
             "IPv6: ADDRCONF(NETDEV_CHANGE): veth0: link becomes ready",
             "TCP: request_sock_TCP: Possible SYN flooding on port 198.18.0.1:80. Sending cookies.",
             "systemd[1]: printed WARNING: in the middle of a line",
+            // A user program's general protection fault, not the kernel's.
+            "traps: a.out[4242] general protection fault ip:401136 sp:7ffd5c1f0a30 error:0 in a.out[401000+1000]",
+            "a.out[4243]: segfault at 0 ip 0000000000401136 sp 00007ffd5c1f0a30 error 6 in a.out[401000+1000]",
         ] {
             assert_eq!(classify(quiet), None, "{quiet}");
         }
