@@ -23,6 +23,10 @@ pub struct RunHeader {
     /// repetition.
     #[serde(default = "one")]
     pub repeat: usize,
+    /// Whether the kernel log and taint are watched around each case, and
+    /// if not why (absent in headers of older harnesses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthWatch>,
 }
 
 fn one() -> usize {

@@ -10,6 +10,8 @@ pub mod diag;
 pub mod event;
 /// `kharness explore`: property cases with fresh seeds until a time budget is spent.
 pub mod explore;
+/// Kernel health around every case: the kernel log and taint, watched.
+pub mod health;
 /// What the running kernel says about itself.
 pub mod kernel;
 /// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).

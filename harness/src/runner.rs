@@ -98,6 +98,8 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
     let repeat = opts.repeat.max(1);
     let total = instances.len() * repeat;
     let jobs = opts.jobs.max(1).min(total.max(1));
+    // Kernel log and taint, drained after every case (crate::health).
+    let health = crate::health::Monitor::open();
     sink(&Event::RunStarted(RunHeader {
         schema: 1,
         kernel,
@@ -105,6 +107,7 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
         jobs,
         harness: env!("CARGO_PKG_VERSION").to_string(),
         repeat,
+        health: Some(health.watch()),
     }));
     // Per instance, in catalog order: its tally and its durations.
     let mut tallies: Vec<(CaseSummary, Vec<u64>)> = if repeat > 1 {
@@ -118,7 +121,7 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
     // The work is numbered, not queued: item k is instance k % n of
     // repetition k / n + 1 (a long --repeat holds no list of it).
     let next = AtomicUsize::new(0);
-    let (instances, next) = (&instances, &next);
+    let (instances, next, health) = (&instances, &next, &health);
     let (tx, rx) = mpsc::channel::<(usize, Event)>();
     let mut summary = Summary::default();
     std::thread::scope(|s| {
@@ -137,7 +140,9 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
                         case: inst.name.clone(),
                     },
                 ));
+                health.case_started(k, &inst.name);
                 let mut report = run_child(inst, opts);
+                health.case_finished(k, &mut report);
                 report.repetition = rep;
                 let _ = tx.send((i, Event::CaseFinished(report)));
             });

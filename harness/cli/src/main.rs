@@ -62,6 +62,12 @@ const AFTER: &str = "Examples:
   kharness list                    what there is
   kharness explain tcp.fill        what a case drives, observes and predicts
 
+Kernel health: the kernel log (/dev/kmsg, from the start of the run) and the
+taint mask are read after every case; a kernel WARNING, BUG, oops, sanitizer,
+refcount or lockdep splat, hung task or new taint fails the cases that were
+running (mismatch kernel.log / kernel.taint), even if every counter matched.
+The header line `kernel health:` says whether the log could be read.
+
 Exit codes: 0 all passed/skipped/xfailed, 1 a case failed,
             2 usage or configuration error, 69 the harness could not run.";
 

@@ -189,6 +189,9 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         repeat: 1,
         property: Default::default(),
     };
+    // Case start/end markers on the console, for the host to attribute
+    // console splats to cases (crate::health).
+    crate::health::set_console_markers(true);
     runner::run(kernel, instances, &opts, &mut |ev: &Event| {
         let msg = match ev {
             Event::RunStarted(h) => Message::Header(h.clone()),

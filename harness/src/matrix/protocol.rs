@@ -192,6 +192,18 @@ mod tests {
             panic!()
         };
         assert_eq!(h.kernel.tcp_info_len, 280);
+        // Older headers have no `health`; newer ones say what was watched.
+        assert_eq!(h.health, None);
+        let watched = header.replace(
+            "\"jobs\":2,",
+            "\"jobs\":2,\"health\":{\"kmsg\":false,\"taint\":true,\"notes\":[\"/dev/kmsg: EPERM\"]},",
+        );
+        let Some(Message::Header(h)) = decode(&watched).unwrap() else {
+            panic!()
+        };
+        let w = h.health.unwrap();
+        assert!(!w.kmsg && w.taint);
+        assert!(w.describe().contains("NOT watched") && w.describe().contains("EPERM"));
     }
 
     #[test]

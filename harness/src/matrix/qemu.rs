@@ -191,29 +191,13 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
 }
 
 /// Kernel warnings, BUGs, oopses and panics in a console log (one line each,
-/// timestamps removed).
-pub fn scan_console(text: &str) -> Vec<String> {
-    const MARKS: &[&str] = &[
-        "WARNING: CPU:",
-        "WARNING: at ",
-        "BUG:",
-        "kernel BUG at",
-        "Oops:",
-        "general protection fault",
-        "Kernel panic",
-        "UBSAN:",
-        "KASAN:",
-        "INFO: task ",
-        "rcu: INFO:",
-        "refcount_t:",
-        "list_add corruption",
-        "list_del corruption",
-    ];
-    text.lines()
-        .map(strip_timestamp)
-        .filter(|l| MARKS.iter().any(|m| l.contains(m)))
-        .map(|l| l.chars().take(300).collect())
-        .collect()
+/// timestamps removed; the patterns of [`crate::health::PATTERNS`]), each
+/// with the cases the guest was running when it appeared: between the
+/// `kharness: case start NAME` / `kharness: case end NAME` markers the
+/// guest's runner writes to /dev/kmsg, which reach the console in the
+/// kernel log's own order.
+pub fn scan_console(text: &str) -> Vec<crate::health::ConsoleSplat> {
+    crate::health::attribute_console(text.lines().map(strip_timestamp))
 }
 
 fn strip_timestamp(line: &str) -> &str {
@@ -258,8 +242,9 @@ kharness-init: cannot open /dev/ttyS1
 ";
         let w = scan_console(log);
         assert_eq!(w.len(), 4, "{w:?}");
-        assert!(w[0].starts_with("WARNING: CPU: 0"));
-        assert!(w[3].starts_with("Kernel panic"));
+        assert!(w[0].line.starts_with("WARNING: CPU: 0"));
+        assert!(w[3].line.starts_with("Kernel panic"));
+        assert!(w.iter().all(|s| s.cases.is_empty()));
         assert_eq!(
             tail(log, 2),
             [

@@ -476,7 +476,8 @@ fn run_vm_kernel(
         run.timings.catalog_ms = (d - h).as_millis() as u64;
     }
     let console = std::fs::read_to_string(&vm.console).unwrap_or_default();
-    run.warnings = qemu::scan_console(&console);
+    let splats = qemu::scan_console(&console);
+    run.warnings = splats.iter().map(|s| s.describe()).collect();
     run.notes.push(format!("console log {}", vm.console.display()));
     match end {
         Err(e) => {
@@ -525,6 +526,8 @@ fn run_vm_kernel(
     if run.status != KernelStatus::Completed {
         run.console_tail = qemu::tail(&console, 30);
     }
+    // After `finish`, so a case the guest died in is charged with the oops.
+    crate::health::charge_console(&splats, run.results.iter_mut().map(|r| &mut r.report));
     if let (Some(want), Some(got)) = (&ready.release, &run.release) {
         if want != got {
             run.notes.push(format!("expected release {want}, the guest says {got}"));

@@ -4,6 +4,7 @@
 //! ```text
 //! kharness 0.1.0 — kernel 6.18.44 (tcp_info 280 bytes), root, 2 jobs, 9 cases
 //! protocols: NETLINK PACKET RAW TCP UDP UNIX; absent: SCTP
+//! kernel health: kernel log and taint watched
 //!   PASS  tcp.fill[veth]          41 ms  14 checks
 //!   FAIL  tcp.refused             12 ms
 //!         Tcp.OutRsts(server): expected 1, observed 0 (tcp_v4_send_reset)
@@ -105,6 +106,9 @@ impl<W: Write> Reporter for Human<W> {
                         absent.join(" ")
                     }
                 )?;
+                if let Some(w) = &h.health {
+                    writeln!(self.out, "kernel health: {}", w.describe())?;
+                }
             }
             Event::CaseStarted { .. } => {}
             Event::CaseFinished(r) => {
