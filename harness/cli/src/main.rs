@@ -59,6 +59,7 @@ const AFTER: &str = "Examples:
   kharness run 'tcp.*' --format json
   kharness run tcp.fill --verbose  one case, every observed figure printed
   kharness run --repeat 50         every case 50 times: pass counts, duration spread
+  kharness explore --time 5m       the property cases with fresh seeds, deeper sequences
   kharness list                    what there is
   kharness explain tcp.fill        what a case drives, observes and predicts
 
@@ -540,6 +541,17 @@ fn explain(def: &CaseDef) -> String {
         s.push('\n');
     }
     s.push_str(&format!("Timeout: {:?}\n", def.timeout));
+    if kharness_cases::PROPERTY_CASES.contains(&def.id) {
+        let file = def.id.replace('.', "_");
+        s.push_str(&format!(
+            "\nProperty case: random sequences from a seed, shrunk on failure.\n  \
+             kharness run {id} --seed S --cases N   another seed, more sequences\n  \
+             kharness explore {id} --time 5m        fresh seeds, deeper sequences\n  \
+             Findings are replayed first by every run: \
+             fixtures/proptest-regressions/{file}.txt and {file}.deep.txt\n",
+            id = def.id
+        ));
+    }
     s
 }
 
