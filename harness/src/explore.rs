@@ -1,10 +1,11 @@
 //! `kharness explore`: the property cases with fresh random seeds until a
 //! time budget is spent.
 //!
-//! Each round runs every selected property case once, in its own process as
-//! always, with one fresh seed for the round (each case derives its own RNG
-//! from the seed and its id, see [`crate::property`]) and the explore
-//! settings: longer, wider sequences and no replay of the regression file
+//! Each round runs every selected property case once — or several times
+//! when fewer cases than jobs are left, so that every job is busy — each run
+//! in its own process as always, with a seed of its own (fresh, or the next
+//! of `--seed S`, S+1, …; the case derives its RNG from the seed and its id,
+//! see [`crate::property`]) and the explore settings: longer, wider sequences and no replay of the regression file
 //! (`kharness run` replays it). A case that fails is reported with its seed,
 //! its shrunk counterexample (the case's words), the disagreement and the
 //! command that replays it, and leaves the later rounds: what it found is
@@ -145,30 +146,54 @@ pub fn explore(
         ..Default::default()
     };
     let mut live: Vec<Instance> = instances;
+    // Runs per case and round: enough to keep every job busy when fewer
+    // cases than jobs are left, each run with its own seed.
+    let mut next_seed = opts.seed;
     while start.elapsed() < opts.budget && !live.is_empty() {
         summary.rounds += 1;
         let round = summary.rounds;
-        let seed = match opts.seed {
-            Some(s) => s.wrapping_add(u64::from(round) - 1),
-            None => fresh_seed(),
-        };
+        let per_case = opts.run.jobs.max(1).div_ceil(live.len());
+        let deadline = crate::property::unix_ms() + opts.budget.saturating_sub(start.elapsed()).as_millis() as u64;
+        let mut runs = Vec::new();
+        for _ in 0..per_case {
+            for inst in &live {
+                let seed = match &mut next_seed {
+                    Some(s) => {
+                        let this = *s;
+                        *s = s.wrapping_add(1);
+                        this
+                    }
+                    None => fresh_seed(),
+                };
+                let mut i = inst.clone();
+                i.property = Some(PropertySettings {
+                    seed: Some(seed),
+                    cases: opts.cases,
+                    explore: true,
+                    deadline_unix_ms: Some(deadline),
+                });
+                runs.push(i);
+            }
+        }
         let mut run = opts.run.clone();
         run.repeat = 1;
-        run.property = PropertySettings {
-            seed: Some(seed),
-            cases: opts.cases,
-            explore: true,
-            deadline_unix_ms: Some(
-                crate::property::unix_ms() + opts.budget.saturating_sub(start.elapsed()).as_millis() as u64,
-            ),
-        };
         let mut reports = Vec::new();
-        runner::run(kernel.clone(), live.clone(), &run, &mut |ev| {
+        runner::run(kernel.clone(), runs.clone(), &run, &mut |ev| {
             if let Event::CaseFinished(r) = ev {
                 reports.push(r.clone());
             }
         });
+        // Results come back in the order they finished; the seed of each is
+        // that of its run (the k-th result of a case name is its k-th run).
+        let mut taken = vec![false; runs.len()];
         for report in reports {
+            let k = runs
+                .iter()
+                .enumerate()
+                .position(|(k, r)| !taken[k] && r.name == report.case)
+                .unwrap_or(0);
+            taken[k] = true;
+            let seed = runs[k].property.and_then(|p| p.seed).unwrap_or(0);
             let elapsed_ms = start.elapsed().as_millis() as u64;
             if let Some(c) = summary.cases.iter_mut().find(|c| c.case == report.case) {
                 c.runs += 1;

@@ -38,6 +38,9 @@ pub struct Instance {
     pub name: String,
     /// The variant.
     pub variant: Option<&'static str>,
+    /// Property settings of this instance alone (`explore` gives each run
+    /// its own seed); `None`: the run's.
+    pub property: Option<PropertySettings>,
 }
 
 /// Selects instances whose result name or id matches any filter: an exact
@@ -49,7 +52,12 @@ pub fn select(catalog: &[&'static CaseDef], filters: &[String]) -> Vec<Instance>
         for (name, variant) in def.instances() {
             let hit = filters.is_empty() || filters.iter().any(|f| matches_filter(f, def.id, &name));
             if hit {
-                out.push(Instance { def, name, variant });
+                out.push(Instance {
+                    def,
+                    name,
+                    variant,
+                    property: None,
+                });
             }
         }
     }
@@ -176,7 +184,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
     if let Some(v) = inst.variant {
         cmd.arg("--variant").arg(v);
     }
-    cmd.args(opts.property.child_args());
+    cmd.args(inst.property.unwrap_or(opts.property).child_args());
     cmd.env("KHARNESS_PARENT_PID", std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
