@@ -175,7 +175,7 @@ impl Property {
                     break;
                 }
                 let n = EXPLORE_CHUNK.min(cases - start);
-                result = runner(n, k as u8, save_only()).run(&strategy(true), &check);
+                result = runner(n, k as u8, save_only()).run(&strategy(true), check);
                 if result.is_err() {
                     break;
                 }
@@ -185,11 +185,11 @@ impl Property {
             // What explore found, replayed with the deep generator (no new
             // sequences: cases 0), then the quick run.
             let replayed = match deep.filter(|p| std::path::Path::new(p).is_file()) {
-                Some(p) => runner(0, 0, Some(file(p))).run(&strategy(true), &check),
+                Some(p) => runner(0, 0, Some(file(p))).run(&strategy(true), check),
                 None => Ok(()),
             };
             match replayed {
-                Ok(()) => runner(cases, 0, regressions_path(self.regressions).map(file)).run(&strategy(false), &check),
+                Ok(()) => runner(cases, 0, regressions_path(self.regressions).map(file)).run(&strategy(false), check),
                 failure => failure,
             }
         };
