@@ -2,22 +2,28 @@
 //! SO_OOBINLINE changes and SIOCATMARK reads, applied to an AF_UNIX stream
 //! pair and to a TCP pair over loopback. TCP is the oracle.
 //!
-//! The model is two small executable models, one per family, written from
-//! the kernel source: [`TcpModel`] follows `tcp_check_urg()`/`tcp_urg()`
-//! (net/ipv4/tcp_input.c), `tcp_recvmsg_locked()`, `tcp_recv_urg()` and
-//! `tcp_ioctl(SIOCATMARK)` (net/ipv4/tcp.c) on a byte stream with one urgent
-//! pointer; [`UnixModel`] follows `queue_oob()`, `unix_stream_recv_urg()`,
-//! `manage_oob()`, `unix_stream_read_generic()` and `unix_ioctl(SIOCATMARK)`
-//! (net/unix/af_unix.c) on a queue of skbs with one `oob_skb`.
+//! Three small executable models, written from the kernel source, run in
+//! lockstep with the sockets:
 //!
-//! The claim of every step: AF_UNIX returns what TCP returns. Where the two
-//! models disagree, the TCP model has raised a named [`Difference`] (the
-//! place where the TCP code does something the AF_UNIX code deliberately
-//! does not, each with its citation) and AF_UNIX is held to its own model;
-//! a disagreement with no [`Difference`] behind it is not excused (AF_UNIX
-//! is then still held to the TCP observation). The TCP model is itself
-//! checked against the real TCP socket at every step, so the oracle keeps
-//! the model honest.
+//! * [`TcpModel`]: `tcp_check_urg()`/`tcp_urg()` (net/ipv4/tcp_input.c),
+//!   `tcp_recvmsg_locked()`, `tcp_recv_urg()` and `tcp_ioctl(SIOCATMARK)`
+//!   (net/ipv4/tcp.c) on a byte stream with one urgent pointer. Checked
+//!   against the real TCP socket at every step.
+//! * [`UnixModel`] `{ fixed: false }`: `queue_oob()`, `unix_stream_recv_urg()`,
+//!   `manage_oob()`, `unix_stream_read_generic()` and `unix_ioctl(SIOCATMARK)`
+//!   (net/unix/af_unix.c) as they are, on a queue of skbs with one `oob_skb`.
+//! * [`UnixModel`] `{ fixed: true }`: the same with the two [`Defect`]s
+//!   repaired the TCP way. This is what AF_UNIX is expected to do.
+//!
+//! The claim of every step: AF_UNIX returns what TCP returned. Where the
+//! repaired model and TCP disagree, the TCP model has raised a named
+//! [`Difference`] (TCP code doing something af_unix.c deliberately does not,
+//! each cited) and AF_UNIX is held to the repaired model; a disagreement with
+//! no [`Difference`] behind it is not excused. Where AF_UNIX shows exactly
+//! what the unrepaired model says and the repaired one does not, the step is
+//! a known [`Defect`]: the sequence stops there, the defect is counted, and
+//! the case is xfail (never pass) with the defect's evidence, provided no
+//! other check failed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -27,7 +33,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use kharness::sys::{getsockopt_bytes, ioctl_int, recvmsg_scm, send, setsockopt_bytes, setsockopt_int};
+use kharness::sys::{getsockopt_bytes, ioctl_int, recvmsg_scm, send, setsockopt_int};
 use kharness::tcpinfo::TcpInfo;
 use kharness::wait::wait_until;
 use kharness::{CaseDef, CaseError, Ctx, NetNs};
@@ -43,52 +49,61 @@ use super::{errno_name, guarded, pair};
 pub static OOB_PROPERTY: CaseDef = CaseDef {
     id: "unix.oob_property",
     variants: &[],
-    summary: "differential proptest: random MSG_OOB/MSG_PEEK/SO_OOBINLINE/SIOCATMARK sequences on AF_UNIX \
-        and on TCP (the oracle); AF_UNIX matches TCP except where af_unix.c deliberately differs",
-    drives: "Property test: 32 random sequences of 1-11 operations (`kharness explore`: 256 of 1-39, fresh \
-        seeds), each applied in lockstep to a fresh AF_UNIX stream socketpair and a fresh TCP connection over \
-        127.0.0.1 in the case's own network namespace (TCP_NODELAY). Operations: send 0-4 new bytes with or \
-        without MSG_OOB (with or without MSG_DONTWAIT); recv up to 0-8 bytes with any of MSG_OOB, MSG_PEEK, \
-        MSG_DONTWAIT (a receive without MSG_DONTWAIT is issued only where neither model expects EAGAIN, and \
-        SO_RCVTIMEO of 2 s bounds a wrong model); SO_OOBINLINE on or off on the receivers. Before every TCP \
-        receive the case polls tcpi_bytes_received until every byte sent has arrived, so TCP's answer does not \
-        depend on timing. Failures shrink and are kept in fixtures/proptest-regressions/unix_oob_property.txt, \
-        replayed first on every run. Before 5.15 or without CONFIG_AF_UNIX_OOB (read from /proc/config.gz or \
-        /boot/config-RELEASE) the case checks instead that MSG_OOB is refused.",
-    observes: "After every operation, on both receivers: the return value or errno, the bytes returned, \
-        MSG_OOB and MSG_TRUNC in msg_flags, and SIOCATMARK; which documented differences each sequence \
-        exercised; /proc/self/fd before and after.",
+    summary: "differential proptest: random MSG_OOB/MSG_PEEK/MSG_DONTWAIT/SO_OOBINLINE sequences on AF_UNIX \
+        and on TCP (the oracle), SIOCATMARK after every step; AF_UNIX matches TCP except where af_unix.c \
+        deliberately differs; two AF_UNIX defects xfail",
+    drives: "Property test: 32 random sequences of 1-11 operations (under explore: 256 of 1-39), each applied \
+        in lockstep to a fresh AF_UNIX stream socketpair and a fresh TCP connection over 127.0.0.1 in the case's \
+        own network namespace (TCP_NODELAY on both ends). Operations: send 0-4 new bytes (letters, so every \
+        byte is distinct) with or without MSG_OOB, with or without MSG_DONTWAIT; recv up to 0-8 bytes with any \
+        of MSG_OOB, MSG_PEEK, MSG_DONTWAIT (a receive without MSG_DONTWAIT is issued only where no model \
+        expects EAGAIN; SO_RCVTIMEO 2 s turns a wrong model into EAGAIN instead of a hang); SO_OOBINLINE on or \
+        off on both receivers. After every TCP send the case polls the receiver's tcpi_bytes_received until every \
+        byte sent has arrived, so TCP's answers do not depend on timing. Then three fixed sequences with every \
+        step in the report: msg_oob.c's ex_oob_break with a peek, and one probe per defect. Failures shrink and \
+        are kept in fixtures/proptest-regressions/unix_oob_property.txt, replayed first on every run. Before \
+        5.15 or without CONFIG_AF_UNIX_OOB (read from /proc/config.gz, else /boot/config-RELEASE) the case \
+        checks instead that MSG_OOB is refused; 5.15+ with neither file readable is a skip.",
+    observes: "After every operation, on both families: the return value or errno, the bytes returned, MSG_OOB \
+        and MSG_TRUNC in msg_flags, and SIOCATMARK on the receiver (e.g. `step3.unix = 1 \"c\" [MSG_OOB], \
+        atmark 1`); per documented difference and per defect, how many sequences reached it \
+        (`differences.*.sequences`, `defects.*.sequences`, `defects.*.first` in words); /proc/self/fd before and \
+        after.",
     predicts: "Every TCP observation equals the TCP model's. Every AF_UNIX observation equals the TCP \
-        observation of the same step, except after a documented difference, where it equals the AF_UNIX \
-        model's: (1) send(0 bytes, MSG_OOB) is EOPNOTSUPP on AF_UNIX, 0 on TCP; (2) a second urgent byte \
-        arriving while the first, unread, is next in the stream makes TCP drop the first (AF_UNIX keeps it as an \
-        ordinary byte); (3) once the urgent pointer moves past an urgent byte already read out of band, or \
-        SO_OOBINLINE is set before the reader passed it, TCP delivers that byte again inline (AF_UNIX consumed \
-        it); (4) a receive of 0 bytes: TCP returns 0 with no effect (MSG_OOB: 0 with MSG_TRUNC, the urgent byte \
-        marked read), AF_UNIX runs manage_oob() first, may drop the OOB skb or a consumed one, and for MSG_OOB \
-        returns 1 having copied nothing. Before 5.15 or without CONFIG_AF_UNIX_OOB: send(MSG_OOB) and \
-        recv(MSG_OOB) on an AF_UNIX stream socket are EOPNOTSUPP.",
-    why: "Linux 5.15 (314001f0bf92, \"af_unix: Add OOB support\") made the last byte of a MSG_OOB send a \
-        separate skb, u->oob_skb (queue_oob()); unix_stream_recv_urg() returns it and marks it consumed; \
-        manage_oob() stops a read before it, drops it when a normal read reaches it without SO_OOBINLINE and \
-        skips consumed ones; unix_ioctl(SIOCATMARK) answers 1 when the head is the OOB skb or a consumed skb \
-        before it. The 6.10-6.16 fixes by Kuniyuki Iwashima (\"af_unix: Fix recv() with MSG_PEEK and MSG_OOB\", \
-        \"af_unix: Stop recv(MSG_PEEK) at consumed OOB skb\", \"af_unix: Don't stop recv() at consumed ex-OOB \
-        skb\", \"af_unix: Fix wrong ioctl(SIOCATMARK) when consumed OOB skb is at the head\", \"af_unix: Don't \
-        leave consecutive consumed OOB skbs\") made this match TCP, and tools/testing/selftests/net/af_unix/\
-        msg_oob.c runs every scenario on both families, marking differences 2 and 3 `tcp_incompliant` on \
-        purpose (ex_oob_drop, ex_oob_drop_2, ex_oob_ahead_break, inline_oob_ahead_break, inline_ex_oob_drop): \
-        AF_UNIX keeps every byte as its own skb and never re-reads a consumed one, where TCP's single urg_seq \
-        (tcp_check_urg(): copied_seq++ at the mark, urg_seq overwritten) loses or re-delivers bytes. Difference \
-        1 is explicit in unix_stream_sendmsg() (`if (len) len--; else goto out_err` with -EOPNOTSUPP). \
-        Difference 4 follows from unix_stream_read_generic() calling manage_oob() before it looks at the size \
-        and from unix_stream_recv_urg() returning 1 whatever the buffer; tcp_recvmsg_locked() never skips the \
-        urgent byte when it copies nothing and tcp_recv_urg() reports MSG_TRUNC for an empty buffer. No \
-        commit calls difference 4 deliberate: it is reported, not excused (see the note in the report).",
+        observation of the same step, except after a deliberate difference, where it equals the (repaired) \
+        AF_UNIX model's: (1) empty_oob_send: send(0 bytes, MSG_OOB) is EOPNOTSUPP on AF_UNIX, 0 on TCP; (2) \
+        tcp_drops_unread_urgent: a second urgent byte arriving while the first, unread, is next in the stream \
+        makes TCP drop the first, AF_UNIX keeps it as an ordinary byte; (3) tcp_redelivers_urgent: once the urgent \
+        pointer moves on, or SO_OOBINLINE is set, before the reader passed an urgent byte already read out of \
+        band, TCP delivers that byte again inline, AF_UNIX consumed it. Reads stop at the mark on both, an old \
+        (ex-)OOB byte is inline on both, recv(MSG_OOB) without urgent data or with SO_OOBINLINE is EINVAL on \
+        both. Defects, expected the TCP way: (a) zero_size_recv: recv(buf, 0) returns 0 and changes nothing; \
+        recv(buf, 0, MSG_OOB) returns 0 with MSG_OOB|MSG_TRUNC; (b) stale_consumed_mark: SIOCATMARK is 0 while \
+        an ordinary byte is next. Before 5.15 or without CONFIG_AF_UNIX_OOB: send(MSG_OOB) and recv(MSG_OOB) \
+        on an AF_UNIX stream socket are EOPNOTSUPP.",
+    why: "Linux 5.15 (314001f0bf92, \"af_unix: Add OOB support\": \"The semantics is same as TCP\") made the \
+        last byte of a MSG_OOB send a separate skb, u->oob_skb (queue_oob()); unix_stream_recv_urg() returns it \
+        and marks it consumed; manage_oob() stops a read before it, drops it when a normal read reaches it \
+        without SO_OOBINLINE and skips consumed ones; unix_ioctl(SIOCATMARK) answers 1 when the head is the OOB \
+        skb or a consumed skb (with no OOB skb, or the OOB skb right behind it). The 2024-2025 series by \
+        Kuniyuki Iwashima (\"af_unix: Fix recv() with MSG_PEEK and MSG_OOB\", \"af_unix: Stop recv(MSG_PEEK) at \
+        consumed OOB skb\", \"af_unix: Don't stop recv() at consumed ex-OOB skb\", \"af_unix: Fix wrong \
+        ioctl(SIOCATMARK) when consumed OOB skb is at the head\", \"af_unix: Don't leave consecutive consumed OOB \
+        skbs\") made AF_UNIX follow TCP, and tools/testing/selftests/net/af_unix/msg_oob.c runs every scenario on \
+        both families, marking differences 2 and 3 tcp_incompliant on purpose (ex_oob_drop, ex_oob_drop_2, \
+        ex_oob_ahead_break, inline_oob_ahead_break, inline_ex_oob_drop): AF_UNIX keeps every urgent byte as its \
+        own skb and never re-reads a consumed one, where TCP's single urg_seq (tcp_check_urg(): copied_seq++ \
+        at the mark, urg_seq overwritten) loses or re-delivers bytes. Difference 1 is explicit in \
+        unix_stream_sendmsg() (`if (len) len--; else goto out_err`, -EOPNOTSUPP). Defect a: \
+        unix_stream_read_generic() runs manage_oob() before it looks at the size, and unix_stream_recv_urg() \
+        returns 1 whatever the buffer. Defect b: the SIOCATMARK fix tests `!unix_skb_len(skb) && !oob_skb` \
+        without asking whether the consumed head is the newest mark. No commit, comment or selftest calls \
+        either deliberate.",
     kernels: "EOPNOTSUPP up to 5.14 and without CONFIG_AF_UNIX_OOB. 5.15-6.9 differ from TCP in more places \
-        (recv after a consumed OOB skb, MSG_PEEK at the mark, SIOCATMARK), fixed in 6.10-6.16 and stable; on \
-        those kernels this case is expected to fail and shrink to the fixed scenario. Modelled from 6.16+ \
-        (af_unix.c with the consecutive-consumed-skb fix).",
+        (recv after a consumed OOB skb, MSG_PEEK at the mark, SIOCATMARK), fixed in 6.10-6.16 and in stable: \
+        on those kernels this case fails with a shrunk counterexample of the fixed scenario. 6.18: xfail, \
+        with defects zero_size_recv and stale_consumed_mark and nothing else in 12000 sequences (72000 \
+        operations) and 4000 sequences of up to 39 operations.",
     shell: "no shell tool sends MSG_OOB on AF_UNIX; the kernel's own comparison is \
         tools/testing/selftests/net/af_unix/msg_oob (./msg_oob)",
     source: "seed 004",
@@ -141,6 +156,15 @@ fn letter(i: usize) -> u8 {
     ALPHABET[i % ALPHABET.len()]
 }
 
+/// "1 byte", "3 bytes".
+fn bytes_word(n: u8) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// The steps in words, each send naming its bytes.
 fn describe(ops: &[Op]) -> Vec<String> {
     let mut sent = 0usize;
@@ -161,7 +185,7 @@ fn describe(ops: &[Op]) -> Vec<String> {
                 } else {
                     format!(" with {}", flags.join("|"))
                 };
-                format!("send {len} bytes {bytes:?}{with}")
+                format!("send {} {bytes:?}{with}", bytes_word(len))
             }
             Op::Recv {
                 size,
@@ -186,7 +210,7 @@ fn describe(ops: &[Op]) -> Vec<String> {
                 } else {
                     format!(" with {} (blocking unless a model expects EAGAIN)", flags.join("|"))
                 };
-                format!("recv up to {size} bytes{with}")
+                format!("recv up to {}{with}", bytes_word(size))
             }
             Op::Inline(true) => "set SO_OOBINLINE on the receiver".to_string(),
             Op::Inline(false) => "clear SO_OOBINLINE on the receiver".to_string(),
@@ -871,6 +895,50 @@ impl Model {
 // ---------------------------------------------------------------------------
 // The sockets
 
+/// The case's namespace with a listener on 127.0.0.1, and TCP sockets
+/// opened in it ahead of time: entering the namespace costs a thread and a
+/// setns() (about a millisecond), so it is done once per 32 connections; a
+/// socket keeps the namespace it was created in wherever it is used.
+struct Loopback {
+    ns: NetNs,
+    listener: TcpListener,
+    spare: RefCell<Vec<OwnedFd>>,
+}
+
+impl Loopback {
+    fn new() -> Result<Loopback, CaseError> {
+        let ns = NetNs::new("oob")?;
+        let listener = ns
+            .run(|| TcpListener::bind("127.0.0.1:0"))
+            .map_err(|e| CaseError::Harness(e.to_string()))??;
+        Ok(Loopback {
+            ns,
+            listener,
+            spare: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// A fresh connection over 127.0.0.1: (client, accepted server).
+    fn connect(&self) -> io::Result<(TcpStream, TcpStream)> {
+        let mut spare = self.spare.borrow_mut();
+        if spare.is_empty() {
+            *spare = self
+                .ns
+                .run(|| {
+                    (0..32)
+                        .map(|_| kharness::sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0))
+                        .collect::<io::Result<Vec<OwnedFd>>>()
+                })
+                .map_err(io::Error::other)??;
+        }
+        let fd = spare.pop().expect("refilled");
+        let port = self.listener.local_addr()?.port();
+        socket::connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).map_err(io::Error::from)?;
+        let (server, _) = self.listener.accept()?;
+        Ok((TcpStream::from(fd), server))
+    }
+}
+
 /// The two pairs of one sequence: AF_UNIX (sender, receiver) and TCP.
 struct Sockets {
     unix_tx: OwnedFd,
@@ -881,16 +949,10 @@ struct Sockets {
     tcp_sent: u64,
 }
 
-/// SO_RCVTIMEO of `d` (a `struct timeval`).
+/// SO_RCVTIMEO of `d`.
 fn set_rcvtimeo(fd: BorrowedFd<'_>, d: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    let mut raw = Vec::with_capacity(std::mem::size_of::<libc::timeval>());
-    raw.extend_from_slice(&(tv.tv_sec as i64).to_ne_bytes());
-    raw.extend_from_slice(&(tv.tv_usec as i64).to_ne_bytes());
-    setsockopt_bytes(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &raw)
+    let tv = nix::sys::time::TimeVal::new(d.as_secs() as _, d.subsec_micros() as _);
+    socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &tv).map_err(io::Error::from)
 }
 
 /// A blocking receive that the model got wrong returns EAGAIN after this.
@@ -899,17 +961,9 @@ const RCVTIMEO: Duration = Duration::from_secs(2);
 const ARRIVAL: Duration = Duration::from_secs(2);
 
 impl Sockets {
-    fn open(ns: &NetNs, listener: &TcpListener) -> io::Result<Sockets> {
+    fn open(lo: &Loopback) -> io::Result<Sockets> {
         let (unix_tx, unix_rx) = pair(SockType::Stream)?;
-        let port = listener.local_addr()?.port();
-        let tcp_tx = ns
-            .run(|| -> io::Result<TcpStream> {
-                let fd = kharness::sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0)?;
-                socket::connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).map_err(io::Error::from)?;
-                Ok(TcpStream::from(fd))
-            })
-            .map_err(io::Error::other)??;
-        let (tcp_rx, _) = listener.accept()?;
+        let (tcp_tx, tcp_rx) = lo.connect()?;
         for s in [&tcp_tx, &tcp_rx] {
             s.set_nodelay(true)?;
         }
@@ -1021,14 +1075,8 @@ struct SequenceEnd {
 /// the first mismatch: one that is a known [`Defect`] (the AF_UNIX
 /// observation is exactly the unrepaired model's) ends the sequence in
 /// `Ok`, anything else is the `Err` proptest shrinks.
-fn run_sequence(
-    ns: &NetNs,
-    listener: &TcpListener,
-    ops: &[Op],
-    ctx: &mut Ctx,
-    prefix: &str,
-) -> Result<SequenceEnd, String> {
-    let mut s = Sockets::open(ns, listener).map_err(|e| format!("setting up the pairs: {e}"))?;
+fn run_sequence(lo: &Loopback, ops: &[Op], ctx: &mut Ctx, prefix: &str) -> Result<SequenceEnd, String> {
+    let mut s = Sockets::open(lo).map_err(|e| format!("setting up the pairs: {e}"))?;
     let mut model = Model::new();
     let mut end = SequenceEnd::default();
     let before = ctx.mismatches_so_far().len();
@@ -1180,10 +1228,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             }
         }
 
-        let ns = NetNs::new("oob")?;
-        let listener = ns
-            .run(|| -> io::Result<TcpListener> { TcpListener::bind("127.0.0.1:0") })
-            .map_err(|e| CaseError::Harness(e.to_string()))??;
+        let lo = Loopback::new()?;
         let kernel = ctx.kernel.clone();
         let max_len = if ctx.property.explore { 40 } else { 12 };
         let ops_run = Cell::new(0usize);
@@ -1193,7 +1238,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let found = PROPERTY.run(ctx, &proptest::collection::vec(op(), 1..max_len), |ops| {
             ops_run.set(ops_run.get() + ops.len());
             let mut scratch = Ctx::new(kernel.clone(), None);
-            let end = run_sequence(&ns, &listener, &ops, &mut scratch, "")?;
+            let end = run_sequence(&lo, &ops, &mut scratch, "")?;
             for d in end.differences {
                 *differences.borrow_mut().entry(d).or_default() += 1;
             }
@@ -1214,7 +1259,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             ctx,
             found,
             |ops| describe(ops),
-            |ctx, ops| run_sequence(&ns, &listener, ops, ctx, "").map(|_| ()),
+            |ctx, ops| run_sequence(&lo, ops, ctx, "").map(|_| ()),
         )?;
         if failed {
             return Ok(());
@@ -1225,7 +1270,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let mut defect_checks = BTreeSet::new();
         let mut seen: BTreeSet<Defect> = defects.borrow().keys().copied().collect();
         for (prefix, ops) in probes() {
-            match run_sequence(&ns, &listener, &ops, ctx, prefix) {
+            match run_sequence(&lo, &ops, ctx, prefix) {
                 Ok(end) => {
                     if let Some((d, _, check)) = end.defect {
                         defect_checks.insert(check);
