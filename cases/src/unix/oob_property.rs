@@ -53,7 +53,7 @@ pub static OOB_PROPERTY: CaseDef = CaseDef {
     summary: "differential proptest: random MSG_OOB/MSG_PEEK/MSG_DONTWAIT/SO_OOBINLINE sequences on AF_UNIX \
         and on TCP (the oracle), SIOCATMARK after every step; AF_UNIX matches TCP except where af_unix.c \
         deliberately differs; two AF_UNIX defects xfail",
-    drives: "Property test: 32 random sequences of 1-11 operations (under explore: 256 of 1-39), each applied \
+    drives: "Property test: 24 random sequences of 1-11 operations (under explore: 256 of 1-39), each applied \
         in lockstep to a fresh AF_UNIX stream socketpair and a fresh TCP connection over 127.0.0.1 in the case's \
         own network namespace (TCP_NODELAY on both ends). Operations: send 0-4 new bytes (letters, so every \
         byte is distinct) with or without MSG_OOB, with or without MSG_DONTWAIT; recv up to 0-8 bytes with any \
@@ -115,7 +115,7 @@ pub static OOB_PROPERTY: CaseDef = CaseDef {
 /// The property: quick count, explore count, regression file.
 const PROPERTY: Property = Property {
     id: "unix.oob_property",
-    quick_cases: 32,
+    quick_cases: 24,
     explore_cases: 256,
     regressions: "unix_oob_property.txt",
     max_shrink_iters: 400,
