@@ -36,6 +36,7 @@ mod epipe;
 mod gc;
 mod names;
 mod oob;
+mod oob_property;
 mod property;
 mod rights;
 mod socketpair;
@@ -53,6 +54,7 @@ pub fn cases() -> Vec<&'static CaseDef> {
         &names::EPROTOTYPE,
         &names::DGRAM_NO_AUTOBIND,
         &oob::OOB,
+        &oob_property::OOB_PROPERTY,
         &socketpair::SOCKETPAIR_DOMAIN,
         &property::FD_PROPERTY,
     ]
@@ -286,6 +288,7 @@ mod tests {
             "unix.eprototype",
             "unix.dgram_no_autobind",
             "unix.oob",
+            "unix.oob_property",
             "unix.socketpair_domain",
             "unix.fd_property",
         ] {

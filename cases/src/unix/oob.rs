@@ -20,7 +20,7 @@ pub static OOB: CaseDef = CaseDef {
         reads normally, asks SIOCATMARK again, reads with MSG_OOB, reads normally once more. MSG_OOB is also \
         sent on a datagram and a seqpacket socketpair.",
     observes: "send()'s result or errno; SIOCATMARK (kharness::sys::ioctl_int); what each recv() returns; \
-        the kernel version and, where readable, CONFIG_AF_UNIX_OOB in /boot/config-RELEASE.",
+        the kernel version and, where readable, CONFIG_AF_UNIX_OOB in /proc/config.gz or /boot/config-RELEASE.",
     predicts: "Before 5.15 (or without CONFIG_AF_UNIX_OOB): send(MSG_OOB) on a stream socket is EOPNOTSUPP. \
         From 5.15: it succeeds; SIOCATMARK is 0 while \"ab\" is ahead of the mark; a normal read returns \
         \"ab\" and stops at the mark; SIOCATMARK is then 1; recv(MSG_OOB) returns \"c\"; a further normal read \
@@ -42,14 +42,26 @@ pub static OOB: CaseDef = CaseDef {
 };
 
 /// `SIOCATMARK` (linux/sockios.h; the libc crate does not export it).
-const SIOCATMARK: libc::c_ulong = 0x8905;
+pub(crate) const SIOCATMARK: libc::c_ulong = 0x8905;
 
-/// `CONFIG_AF_UNIX_OOB` from /boot/config-RELEASE: `Some(true/false)`, or
-/// `None` when that file is not there (/proc/config.gz would need a
-/// decompressor).
-fn config_af_unix_oob(release: &str) -> Option<bool> {
-    let text = std::fs::read_to_string(format!("/boot/config-{release}")).ok()?;
+/// `CONFIG_AF_UNIX_OOB` of the running kernel: `Some(true)` when the
+/// configuration says `=y`, `Some(false)` when a readable configuration does
+/// not (`# CONFIG_AF_UNIX_OOB is not set`, or absent as on kernels before
+/// the option existed), `None` when no configuration is readable.
+/// /proc/config.gz (CONFIG_IKCONFIG_PROC) is the running kernel's own;
+/// /boot/config-RELEASE is the distribution's copy.
+pub(crate) fn af_unix_oob_config(release: &str) -> Option<bool> {
+    let text = proc_config().or_else(|| std::fs::read_to_string(format!("/boot/config-{release}")).ok())?;
     Some(text.lines().any(|l| l.trim() == "CONFIG_AF_UNIX_OOB=y"))
+}
+
+/// /proc/config.gz, decompressed (`zcat /proc/config.gz`).
+fn proc_config() -> Option<String> {
+    use std::io::Read;
+    let raw = std::fs::read("/proc/config.gz").ok()?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// A non-blocking receive as text (`"ab"`) or errno.
@@ -71,7 +83,7 @@ fn atmark(fd: &OwnedFd) -> serde_json::Value {
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     guarded(ctx, |ctx| {
         let version_ok = ctx.kernel.at_least(5, 15);
-        let config = config_af_unix_oob(&ctx.kernel.release);
+        let config = af_unix_oob_config(&ctx.kernel.release);
         ctx.observe("kernel.at_least_5_15", version_ok);
         ctx.observe_opt("config.af_unix_oob", config);
         let supported = version_ok && config != Some(false);
@@ -90,7 +102,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             // documented configuration difference, not a wrong model.
             ctx.known_difference(
                 "CONFIG_AF_UNIX_OOB unset",
-                "the kernel is 5.15+ and refuses MSG_OOB; /boot/config is not readable to confirm the option is off",
+                "the kernel is 5.15+ and refuses MSG_OOB; neither /proc/config.gz nor /boot/config is readable to confirm the option is off",
             );
         }
         ctx.check_eq(
