@@ -37,7 +37,7 @@ use std::time::Duration;
 use kharness::sys::{getsockopt_bytes, ioctl_int, recvmsg_scm, send, setsockopt_int};
 use kharness::tcpinfo::TcpInfo;
 use kharness::wait::wait_until;
-use kharness::{CaseDef, CaseError, Ctx, NetNs};
+use kharness::{CaseDef, CaseError, Ctx, Topology};
 use nix::sys::socket::{self, SockType, SockaddrIn};
 use proptest::prelude::*;
 
@@ -54,7 +54,7 @@ pub static OOB_PROPERTY: CaseDef = CaseDef {
         and on TCP (the oracle), SIOCATMARK after every step; AF_UNIX matches TCP except where af_unix.c \
         deliberately differs; two AF_UNIX defects xfail",
     drives: "Property test: 24 random sequences of 1-11 operations (under explore: 256 of 1-39), each applied \
-        in lockstep to a fresh AF_UNIX stream socketpair and a fresh TCP connection over 127.0.0.1 in the case's \
+        in lockstep to a fresh AF_UNIX stream socketpair and a fresh TCP connection over 198.18.0.1 (on lo) in the case's \
         own network namespace (TCP_NODELAY on both ends). Operations: send 0-4 new bytes (letters, so every \
         byte is distinct) with or without MSG_OOB, with or without MSG_DONTWAIT; recv up to 0-8 bytes with any \
         of MSG_OOB, MSG_PEEK, MSG_DONTWAIT (a receive without MSG_DONTWAIT is issued only where no model \
@@ -896,35 +896,39 @@ impl Model {
 // ---------------------------------------------------------------------------
 // The sockets
 
-/// The case's namespace with a listener on 127.0.0.1, and TCP sockets
+/// The case's namespace with a listener on 198.18.0.1 (on lo), and TCP sockets
 /// opened in it ahead of time: entering the namespace costs a thread and a
 /// setns() (about a millisecond), so it is done once per 32 connections; a
 /// socket keeps the namespace it was created in wherever it is used.
 struct Loopback {
-    ns: NetNs,
+    topo: Topology,
     listener: TcpListener,
     spare: RefCell<Vec<OwnedFd>>,
 }
 
 impl Loopback {
     fn new() -> Result<Loopback, CaseError> {
-        let ns = NetNs::new("oob")?;
-        let listener = ns
-            .run(|| TcpListener::bind("127.0.0.1:0"))
+        // 198.18.0.1/32 on the namespace's own lo (as tcp.fill[loopback]):
+        // the test addresses only, even on loopback.
+        let topo = Topology::builder().ns("oob").addr("oob", "lo", "198.18.0.1/32").build()?;
+        let listener = topo
+            .ns("oob")
+            .run(|| TcpListener::bind("198.18.0.1:0"))
             .map_err(|e| CaseError::Harness(e.to_string()))??;
         Ok(Loopback {
-            ns,
+            topo,
             listener,
             spare: RefCell::new(Vec::new()),
         })
     }
 
-    /// A fresh connection over 127.0.0.1: (client, accepted server).
+    /// A fresh connection over 198.18.0.1 (on lo): (client, accepted server).
     fn connect(&self) -> io::Result<(TcpStream, TcpStream)> {
         let mut spare = self.spare.borrow_mut();
         if spare.is_empty() {
             *spare = self
-                .ns
+                .topo
+                .ns("oob")
                 .run(|| {
                     (0..32)
                         .map(|_| kharness::sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0))
@@ -934,7 +938,7 @@ impl Loopback {
         }
         let fd = spare.pop().expect("refilled");
         let port = self.listener.local_addr()?.port();
-        socket::connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).map_err(io::Error::from)?;
+        socket::connect(fd.as_raw_fd(), &SockaddrIn::new(198, 18, 0, 1, port)).map_err(io::Error::from)?;
         let (server, _) = self.listener.accept()?;
         Ok((TcpStream::from(fd), server))
     }
@@ -1241,12 +1245,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
 
         let lo = Loopback::new()?;
         let kernel = ctx.kernel.clone();
-        let max_len = if ctx.property.explore { 40 } else { 12 };
         let ops_run = Cell::new(0usize);
         let differences = RefCell::new(BTreeMap::<Difference, u32>::new());
         // Per defect: sequences that ran into it, and the first of them.
         let defects = RefCell::new(BTreeMap::<Defect, (u32, Vec<Op>)>::new());
-        let found = PROPERTY.run(ctx, &proptest::collection::vec(op(), 1..max_len), |ops| {
+        let found = PROPERTY.run(ctx, |deep| proptest::collection::vec(op(), 1..if deep { 40 } else { 12 }), |ops| {
             ops_run.set(ops_run.get() + ops.len());
             let mut scratch = Ctx::new(kernel.clone(), None);
             let end = run_sequence(&lo, &ops, &mut scratch, "")?;
