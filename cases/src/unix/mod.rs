@@ -34,6 +34,7 @@ pub mod procnet;
 mod creds;
 mod epipe;
 mod gc;
+mod gc_property;
 mod names;
 mod oob;
 mod property;
@@ -55,6 +56,7 @@ pub fn cases() -> Vec<&'static CaseDef> {
         &oob::OOB,
         &socketpair::SOCKETPAIR_DOMAIN,
         &property::FD_PROPERTY,
+        &gc_property::GC_PROPERTY,
     ]
 }
 
@@ -288,6 +290,7 @@ mod tests {
             "unix.oob",
             "unix.socketpair_domain",
             "unix.fd_property",
+            "unix.gc_property",
         ] {
             assert!(ids.contains(&want), "{want} missing");
         }
