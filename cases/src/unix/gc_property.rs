@@ -531,7 +531,7 @@ impl Graph {
             let x: Vec<String> = (0..v.len()).filter(|&i| v[i]).map(|i| i.to_string()).collect();
             x.join(", ")
         };
-        let k = kernel_leftover(self);
+        let k = kernel_leftover(self, true);
         if k != r {
             out.push(format!(
                 "the collector as written (scc_index split, see scc_split) would leave sockets [{}]",
@@ -539,10 +539,13 @@ impl Graph {
             ));
         }
         if !self.keep.is_empty() {
-            let k0 = kernel_leftover(&Graph {
-                keep: Vec::new(),
-                ..self.clone()
-            });
+            let k0 = kernel_leftover(
+                &Graph {
+                    keep: Vec::new(),
+                    ..self.clone()
+                },
+                true,
+            );
             if k0.iter().any(|&x| x) {
                 out.push(format!(
                     "once the kept ones are closed too, the collector as written would leave sockets [{}]",
@@ -570,7 +573,11 @@ impl Graph {
 /// scc_index (unix_vertex_dead()). Dead SCCs' queues are purged and it
 /// starts again, until nothing changes. Exact for the first walk, which
 /// is the one that matters when every send precedes every close.
-fn kernel_leftover(g: &Graph) -> Vec<bool> {
+///
+/// With `split` false the dead check asks SCC membership instead of
+/// scc_index equality: the collector as intended, to tell the defect's
+/// leaks from anything else.
+fn kernel_leftover(g: &Graph, split: bool) -> Vec<bool> {
     let n = g.nodes.len();
     let mut alive = vec![true; n];
     // Messages still queued: index into g.msgs.
@@ -684,9 +691,16 @@ fn kernel_leftover(g: &Graph) -> Vec<bool> {
         }
         let mut collected = false;
         for group in &w.groups {
+            let same = |u: usize, v: usize| {
+                if split {
+                    w.scc[u] == w.scc[v]
+                } else {
+                    group.contains(&u)
+                }
+            };
             let dead = group
                 .iter()
-                .all(|&v| !g.keep.contains(&v) && edges[v].iter().all(|&u| vertex(u) && w.scc[u] == w.scc[v]));
+                .all(|&v| !g.keep.contains(&v) && edges[v].iter().all(|&u| vertex(u) && same(u, v)));
             if dead {
                 for &v in group {
                     // unix_collect_skb(): the vertex's queue, or a
@@ -1172,24 +1186,35 @@ fn labels_of(g: &Graph, left: &[bool]) -> Vec<String> {
     v
 }
 
-/// Whether the sequence recorded under `prefix` disagrees with the model
-/// exactly as the collector as written would ([`kernel_leftover`]): after
-/// the close, and (with sockets kept) after closing those too, the
-/// sockets listed in /proc/net/unix are the ones it leaves, and that is
-/// not what the model says.
+/// Whether the sequence recorded under `prefix` ended exactly as the
+/// collector as written would leave it ([`kernel_leftover`]) — after the
+/// close, and (with sockets kept) after closing those too, the sockets
+/// listed in /proc/net/unix are the ones it leaves — and the scc_index
+/// split is what makes that differ from the collector as intended.
 fn explained_by_split(ctx: &Ctx, g: &Graph, prefix: &str) -> bool {
-    let k = kernel_leftover(g);
-    let mut differs = k != g.reachable();
-    let mut same = ctx.observed(&format!("{prefix}collected.proc_net_unix.sockets")) == Some(&json!(labels_of(g, &k)));
+    // The stages after the close: the kept set as given, then nothing kept.
+    let mut stages = vec![("collected", g.clone())];
     if !g.keep.is_empty() {
-        let k0 = kernel_leftover(&Graph {
-            keep: Vec::new(),
-            ..g.clone()
-        });
-        differs |= k0.iter().any(|&x| x);
-        same &= ctx.observed(&format!("{prefix}clean.proc_net_unix.sockets")) == Some(&json!(labels_of(g, &k0)));
+        stages.push((
+            "clean",
+            Graph {
+                keep: Vec::new(),
+                ..g.clone()
+            },
+        ));
     }
-    differs && same
+    // The split must be what makes the difference: the same simulation
+    // with SCC membership for the dead check would free more.
+    let mut split_matters = false;
+    for (stage, h) in &stages {
+        let buggy = kernel_leftover(h, true);
+        split_matters |= buggy != kernel_leftover(h, false);
+        let seen = ctx.observed(&format!("{prefix}{stage}.proc_net_unix.sockets"));
+        if seen != Some(&json!(labels_of(g, &buggy))) {
+            return false;
+        }
+    }
+    split_matters
 }
 
 /// When every disagreement belongs to a graph (the pinned `scc_split`,
@@ -1203,7 +1228,7 @@ fn name_the_scc_split(ctx: &mut Ctx, oob: bool, minimal: Option<&Graph>) {
     let split = Graph::build(&spec, QUICK.nodes, oob);
     ctx.observe(
         "scc_split.defect_leaves",
-        json!(labels_of(&split, &kernel_leftover(&split))),
+        json!(labels_of(&split, &kernel_leftover(&split, true))),
     );
     let mismatches = ctx.mismatches_so_far();
     if mismatches.is_empty() {
@@ -1508,13 +1533,15 @@ mod tests {
         assert_eq!(stay(&g), Vec::<usize>::new());
         // The kernel's walk: 0 -> 2 -> 1 -> 2 (on stack: 1 takes 2's
         // scc_index 1), back in 2: 2 -> 0 (on stack: 2 takes 0). 1 keeps 1.
-        assert_eq!(kernel_leftover(&g), vec![true, true, true, false]);
+        assert_eq!(kernel_leftover(&g, true), vec![true, true, true, false]);
+        // The collector as intended (SCC membership) frees it.
+        assert_eq!(kernel_leftover(&g, false), vec![false; 4]);
         // The same edges with socket 2's two edges the other way round:
         // 2 sees 0 first, 1 then takes 2's lowered index, all uniform.
         let mut spec2 = spec.clone();
         spec2.msgs.swap(1, 3);
         let g2 = Graph::build(&spec2, 8, true);
-        assert_eq!(kernel_leftover(&g2), vec![false; 4]);
+        assert_eq!(kernel_leftover(&g2, true), vec![false; 4]);
         // Through an accept queue (found with --seed 4): 0 holds 1 and the
         // listener 2, 2's embryo 4 holds 1, 1 and 0, 1 holds 0 twice. The
         // walk from 1 reaches 2 through 0 and 2 sees 0 before 0's index
@@ -1532,19 +1559,36 @@ mod tests {
         );
         assert_eq!(g6.msgs[1].to, 4);
         assert_eq!(stay(&g6), Vec::<usize>::new());
-        assert_eq!(kernel_leftover(&g6), vec![true, true, true, false, true]);
+        assert_eq!(kernel_leftover(&g6, true), vec![true, true, true, false, true]);
+        assert_eq!(kernel_leftover(&g6, false), vec![false; 5]);
         // A plain two-socket cycle (0's queue holds 1, 1's holds 0) is
         // collected; kept, either end holds the other.
         let g3 = graph(vec![GroupSpec::Pair(Kind::Stream)], &[(1, &[1]), (0, &[0])], &[]);
         assert_eq!(stay(&g3), Vec::<usize>::new());
-        assert_eq!(kernel_leftover(&g3), vec![false; 2]);
+        assert_eq!(kernel_leftover(&g3, true), vec![false; 2]);
         let g4 = Graph { keep: vec![1], ..g3 };
         assert_eq!(stay(&g4), vec![0, 1]);
-        assert_eq!(kernel_leftover(&g4), vec![true, true]);
+        assert_eq!(kernel_leftover(&g4, true), vec![true, true]);
         // Two self-loops, one kept: the other goes.
         let g5 = graph(vec![GroupSpec::Pair(Kind::Stream)], &[(0, &[1]), (1, &[0])], &[1]);
         assert_eq!(stay(&g5), vec![1]);
-        assert_eq!(kernel_leftover(&g5), vec![false, true]);
+        assert_eq!(kernel_leftover(&g5, true), vec![false, true]);
+    }
+
+    #[test]
+    fn the_collector_as_intended_is_the_reachability_model() {
+        // Two ways to the same answer: reachability from the kept sockets,
+        // and release cascades plus dead SCCs by membership.
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        for limits in [QUICK, EXPLORE] {
+            runner
+                .run(&spec(limits), |s| {
+                    let g = Graph::build(&s, limits.nodes, true);
+                    prop_assert_eq!(kernel_leftover(&g, false), g.reachable(), "{:?}", g.describe());
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 
     #[test]
