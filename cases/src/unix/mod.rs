@@ -34,6 +34,7 @@ pub mod procnet;
 mod creds;
 mod epipe;
 mod gc;
+mod gc_property;
 mod names;
 mod oob;
 mod oob_property;
@@ -57,6 +58,7 @@ pub fn cases() -> Vec<&'static CaseDef> {
         &oob_property::OOB_PROPERTY,
         &socketpair::SOCKETPAIR_DOMAIN,
         &property::FD_PROPERTY,
+        &gc_property::GC_PROPERTY,
     ]
 }
 
@@ -291,6 +293,7 @@ mod tests {
             "unix.oob_property",
             "unix.socketpair_domain",
             "unix.fd_property",
+            "unix.gc_property",
         ] {
             assert!(ids.contains(&want), "{want} missing");
         }
