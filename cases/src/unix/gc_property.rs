@@ -1136,12 +1136,15 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         if !oob {
             ctx.note("send(MSG_OOB) on an AF_UNIX stream socket is EOPNOTSUPP here: no edge rides OOB data");
         }
-        let limits = if ctx.property.explore { EXPLORE } else { QUICK };
         let kernel = ctx.kernel.clone();
         let totals = Totals::default();
-        let found = PROPERTY.run(ctx, &spec(limits), |s| {
-            run_sequence(&kernel, &Graph::build(&s, limits.nodes, oob), "", None, Some(&totals))
-        });
+        // The node cap is the deep one for every graph: a seed saved by
+        // explore is replayed by run, and must build the same graph there.
+        let found = PROPERTY.run(
+            ctx,
+            |deep| spec(if deep { EXPLORE } else { QUICK }),
+            |s| run_sequence(&kernel, &Graph::build(&s, EXPLORE.nodes, oob), "", None, Some(&totals)),
+        );
         ctx.observe("sockets_created", totals.sockets.get());
         ctx.observe("messages_sent", totals.messages.get());
         ctx.observe("oob_messages_sent", totals.oob_messages.get());
@@ -1152,9 +1155,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         PROPERTY.report(
             ctx,
             found,
-            |s| Graph::build(s, limits.nodes, oob).describe(),
+            |s| Graph::build(s, EXPLORE.nodes, oob).describe(),
             |ctx, s| {
-                let g = Graph::build(s, limits.nodes, oob);
+                let g = Graph::build(s, EXPLORE.nodes, oob);
                 let r = run_sequence(&ctx.kernel.clone(), &g, "", Some(ctx), None);
                 minimal = Some(g);
                 r
