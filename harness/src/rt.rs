@@ -21,6 +21,9 @@
 use std::future::Future;
 use std::io;
 
+use futures_util::stream::{Stream, StreamExt, TryStreamExt};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
+use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, TokioSocket};
 
 use crate::netns::NetNs;
@@ -83,5 +86,40 @@ pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
+    }
+}
+
+impl Rtnl {
+    /// Sends one rtnetlink request with exactly `NLM_F_REQUEST | NLM_F_ACK
+    /// | flags` through the handle and waits for its ACK. For the flag sets
+    /// that no request builder of `rtnetlink` offers (its route add sends
+    /// `NLM_F_CREATE|NLM_F_EXCL`, or `NLM_F_CREATE|NLM_F_REPLACE` with
+    /// `.replace()`): `ip route append` (`NLM_F_CREATE|NLM_F_APPEND`),
+    /// `ip route prepend` (`NLM_F_CREATE`), `ip route change`
+    /// (`NLM_F_REPLACE`).
+    pub fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), rtnetlink::Error> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut handle = self.handle.clone();
+        self.block_on(async move {
+            let mut answers = handle.request(req)?;
+            while let Some(m) = answers.next().await {
+                if let NetlinkPayload::Error(e) = m.payload {
+                    if e.code.is_some() {
+                        return Err(rtnetlink::Error::NetlinkError(e));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Drives a request stream (a dump: `handle.route().get(…).execute()`)
+    /// to its end and collects it; the first error ends it.
+    pub fn collect<T>(
+        &self,
+        stream: impl Stream<Item = Result<T, rtnetlink::Error>>,
+    ) -> Result<Vec<T>, rtnetlink::Error> {
+        self.block_on(stream.try_collect())
     }
 }
