@@ -29,8 +29,7 @@ use kharness::rt::Rtnl;
 use kharness::{CaseDef, CaseError, Ctx, Expect, NetNs};
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use proptest::prelude::*;
@@ -267,7 +266,10 @@ enum Op {
 
 fn dst_addr(v6: bool, dst: u8) -> (IpAddr, u8) {
     if v6 {
-        (IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 5 + dst as u16, 0, 0, 0, 0, 0)), 64)
+        (
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 5 + dst as u16, 0, 0, 0, 0, 0)),
+            64,
+        )
     } else {
         (IpAddr::V4(Ipv4Addr::new(198, 18, 5 + dst, 0)), 24)
     }
@@ -370,21 +372,16 @@ fn route_strategy(v6: bool) -> impl Strategy<Value = Route> {
         1 => Just(Kind::Prohibit),
     ];
     let metrics = prop_oneof![4 => Just(Metrics::None), 1 => Just(Metrics::Mtu), 1 => Just(Metrics::MtuAdvmss)];
-    (
-        table_strategy(),
-        dst_strategy(),
-        metric_strategy(),
-        kind,
-        metrics,
-    )
-        .prop_map(move |(table, dst, metric, kind, metrics)| Route {
+    (table_strategy(), dst_strategy(), metric_strategy(), kind, metrics).prop_map(
+        move |(table, dst, metric, kind, metrics)| Route {
             v6,
             table,
             dst,
             metric,
             kind,
             metrics,
-        })
+        },
+    )
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -397,7 +394,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ];
     let by = prop_oneof![
         3 => Just(Match::Any),
-        1 => prop::sample::select(vec![RType::Unicast, RType::Blackhole, RType::Unreachable, RType::Prohibit])
+        2 => prop::sample::select(vec![RType::Unicast, RType::Blackhole, RType::Unreachable, RType::Prohibit])
             .prop_map(Match::Type),
         1 => Just(Match::Dev),
         1 => (0u8..2).prop_map(Match::Via),
@@ -502,7 +499,11 @@ impl Model {
     fn dump(&self) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
         for (&(v6, table, dst), list) in &self.fib {
-            let lines = if v6 { lines6(list) } else { list.iter().map(|e| line(false, e)).collect() };
+            let lines = if v6 {
+                lines6(list)
+            } else {
+                list.iter().map(|e| line(false, e)).collect()
+            };
             out.insert(node_name(v6, table, dst), lines);
         }
         out
@@ -768,15 +769,7 @@ fn line(v6: bool, e: &Entry) -> String {
     render(v6, e.kind.rtype(), e.metric, scope, flags, &nh, &e.metrics.pairs())
 }
 
-fn render(
-    _v6: bool,
-    t: RType,
-    metric: u32,
-    scope: &str,
-    flags: &str,
-    nh: &str,
-    metrics: &[(&str, u32)],
-) -> String {
+fn render(_v6: bool, t: RType, metric: u32, scope: &str, flags: &str, nh: &str, metrics: &[(&str, u32)]) -> String {
     render_raw(t.word(), metric, scope, "static", flags, nh, metrics)
 }
 
@@ -936,7 +929,13 @@ fn new_message(r: &Route) -> RouteMessage {
     match r.kind {
         // iproute2 gives a device route without gateway scope link.
         Kind::Dev => b = b.scope(RouteScope::Link).output_interface(DEV),
-        Kind::Via(g) => b = b.output_interface(DEV).gateway(gw_addr(r.v6, g)).expect("family").onlink(),
+        Kind::Via(g) => {
+            b = b
+                .output_interface(DEV)
+                .gateway(gw_addr(r.v6, g))
+                .expect("family")
+                .onlink()
+        }
         Kind::Multipath(a, c) => {
             let hop = |g| {
                 rtnetlink::RouteNextHopBuilder::new(if r.v6 {
@@ -1106,7 +1105,7 @@ struct Tally {
 }
 
 /// Runs one sequence; `Err` names the first disagreement.
-fn run_sequence(rt: &Rtnl, ops: &[Op], tally: &mut Tally, mut record: Option<&mut Ctx>) -> Result<(), String> {
+fn run_sequence(rt: &Rtnl, ops: &[Op], tally: &mut Tally, mut record: Option<(&mut Ctx, &str)>) -> Result<(), String> {
     reset(rt)?;
     let mut model = Model::default();
     for (i, op) in ops.iter().enumerate() {
@@ -1116,7 +1115,7 @@ fn run_sequence(rt: &Rtnl, ops: &[Op], tally: &mut Tally, mut record: Option<&mu
             // The kernel would hide a route from the dump (see `kernels`):
             // the step is not sent, and the model stays as it was.
             tally.skipped_hazard += 1;
-            if let Some(ctx) = record.as_deref_mut() {
+            if let Some((ctx, _)) = record.as_mut() {
                 ctx.note(format!("step {i} `{}` skipped: IPv6 dump defect layout", op.shell()));
             }
             continue;
@@ -1128,9 +1127,11 @@ fn run_sequence(rt: &Rtnl, ops: &[Op], tally: &mut Tally, mut record: Option<&mu
         tally.steps += 1;
         *tally.model_answers.entry(want.clone()).or_default() += 1;
         *tally.kernel_answers.entry(got.clone()).or_default() += 1;
-        if model.fib.iter().any(|((v6, ..), l)| {
-            !v6 && METRICS.iter().any(|&m| l.iter().filter(|e| e.metric == m).count() > 1)
-        }) {
+        if model
+            .fib
+            .iter()
+            .any(|((v6, ..), l)| !v6 && METRICS.iter().any(|&m| l.iter().filter(|e| e.metric == m).count() > 1))
+        {
             tally.v4_groups += 1;
         }
         if model
@@ -1140,10 +1141,15 @@ fn run_sequence(rt: &Rtnl, ops: &[Op], tally: &mut Tally, mut record: Option<&mu
         {
             tally.v6_ecmp += 1;
         }
-        if let Some(ctx) = record.as_deref_mut() {
-            ctx.check_eq(format!("minimal.step{i:02}.answer"), want.clone(), got.clone(), op.shell());
+        if let Some((ctx, prefix)) = record.as_mut() {
             ctx.check_eq(
-                format!("minimal.step{i:02}.dump"),
+                format!("{prefix}.step{i:02}.answer"),
+                want.clone(),
+                got.clone(),
+                op.shell(),
+            );
+            ctx.check_eq(
+                format!("{prefix}.step{i:02}.dump"),
                 json!(expect),
                 json!(kernel),
                 "the model's tables after this step",
@@ -1158,6 +1164,55 @@ fn run_sequence(rt: &Rtnl, ops: &[Op], tally: &mut Tally, mut record: Option<&mu
         tally.agreeing += 1;
     }
     Ok(())
+}
+
+/// A fixed sequence that makes every claim of the model once (the random
+/// ones may miss a rare branch on a given seed).
+fn pinned() -> Vec<Op> {
+    let r = |v6, metric, kind, metrics| Route {
+        v6,
+        table: 100,
+        dst: 0,
+        metric,
+        kind,
+        metrics,
+    };
+    let n = |verb, v6, metric, kind| Op::New(verb, r(v6, metric, kind, Metrics::None));
+    let del = |v6, metric, by| Op::Del {
+        v6,
+        table: 100,
+        dst: 0,
+        metric,
+        by,
+    };
+    vec![
+        // IPv4
+        n(Verb::Change, false, 5, Kind::Dev),          // ENOENT
+        n(Verb::Add, false, 5, Kind::Dev),             // ok
+        n(Verb::Add, false, 5, Kind::Blackhole),       // EEXIST (NLM_F_EXCL)
+        n(Verb::Append, false, 5, Kind::Blackhole),    // after dev
+        n(Verb::Prepend, false, 5, Kind::Via(0)),      // before dev
+        n(Verb::Append, false, 5, Kind::Dev),          // EEXIST (fa_match)
+        n(Verb::Replace, false, 5, Kind::Dev),         // EEXIST (fa_match is not fa_first)
+        n(Verb::Replace, false, 5, Kind::Unreachable), // replaces the first alias
+        Op::New(Verb::Append, r(false, 10, Kind::Multipath(1, 0), Metrics::MtuAdvmss)),
+        del(false, None, Match::Type(RType::Blackhole)), // ok
+        del(false, None, Match::Via(0)),                 // ESRCH (first nexthop is gw 1)
+        del(false, Some(10), Match::Via(1)),             // ok
+        // IPv6
+        n(Verb::Change, true, 5, Kind::Via(0)),                     // ENOENT
+        Op::New(Verb::Add, r(true, 5, Kind::Via(0), Metrics::Mtu)), // ok
+        n(Verb::Prepend, true, 5, Kind::Via(1)),                    // ECMP sibling, at the end
+        n(Verb::Append, true, 5, Kind::Via(1)),                     // EEXIST (duplicate nexthop)
+        n(Verb::Append, true, 10, Kind::Multipath(1, 0)),           // ok
+        n(Verb::Append, true, 10, Kind::Multipath(0, 1)),           // EEXIST, nothing added
+        n(Verb::Append, true, 10, Kind::Blackhole),                 // after the group
+        n(Verb::Prepend, true, 10, Kind::Unreachable),              // EEXIST (lo, no gateway)
+        del(true, Some(10), Match::Type(RType::Prohibit)),          // ok: type ignored, group gone
+        n(Verb::Replace, true, 5, Kind::Blackhole),                 // fallback_ins, siblings dropped
+        del(true, None, Match::Via(0)),                             // ESRCH
+        del(true, None, Match::Dev),                                // ESRCH
+    ]
 }
 
 /// The steps of a sequence in words, each with the model's answer.
@@ -1273,10 +1328,18 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         "states with an IPv6 ECMP group dumped as RTA_MULTIPATH",
     );
     let failed = found.result.is_err();
-    PROPERTY.report(ctx, found, |ops| describe(ops), |ctx, ops| {
-        run_sequence(&rt, ops, &mut Tally::default(), Some(ctx))
-    })?;
+    PROPERTY.report(
+        ctx,
+        found,
+        |ops| describe(ops),
+        |ctx, ops| run_sequence(&rt, ops, &mut Tally::default(), Some((ctx, "minimal"))),
+    )?;
     if !failed {
+        // The pinned sequence: every claim of the model once, each step's
+        // answer and dump checked on every run, whatever the seed.
+        if let Err(e) = run_sequence(&rt, &pinned(), &mut Tally::default(), Some((ctx, "pinned"))) {
+            ctx.note(format!("pinned sequence: {e}"));
+        }
         match probe_ipv6_dump_defect(&rt) {
             Ok((shown, after)) => {
                 ctx.observe("ipv6_dump_defect.hidden", !shown);
@@ -1371,12 +1434,21 @@ mod tests {
         assert!(l[0].contains("nexthops [via 2001:db8:ff::2"), "{l:?}");
         assert_eq!(m.apply(&Op::New(Verb::Append, r(true, 5, Kind::Via(1)))), "EEXIST");
         // Multipath append with one duplicate nexthop: all or nothing.
-        assert_eq!(m.apply(&Op::New(Verb::Append, r(true, 10, Kind::Multipath(0, 1)))), "ok");
-        assert_eq!(m.apply(&Op::New(Verb::Append, r(true, 10, Kind::Multipath(1, 0)))), "EEXIST");
+        assert_eq!(
+            m.apply(&Op::New(Verb::Append, r(true, 10, Kind::Multipath(0, 1)))),
+            "ok"
+        );
+        assert_eq!(
+            m.apply(&Op::New(Verb::Append, r(true, 10, Kind::Multipath(1, 0)))),
+            "EEXIST"
+        );
         assert_eq!(lines(&m).len(), 2);
         // Blackhole and unreachable duplicate each other (lo, no gateway).
         assert_eq!(m.apply(&Op::New(Verb::Append, r(true, 10, Kind::Blackhole))), "ok");
-        assert_eq!(m.apply(&Op::New(Verb::Prepend, r(true, 10, Kind::Unreachable))), "EEXIST");
+        assert_eq!(
+            m.apply(&Op::New(Verb::Prepend, r(true, 10, Kind::Unreachable))),
+            "EEXIST"
+        );
         // Replace a group by a blackhole: fallback_ins, siblings dropped.
         assert_eq!(m.apply(&Op::New(Verb::Replace, r(true, 5, Kind::Blackhole))), "ok");
         assert!(lines(&m)[0].starts_with("blackhole metric 5"));
