@@ -73,11 +73,15 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         over two on-link gateways, blackhole, unreachable and prohibit routes, metric 5 or 10, with no \
         metrics, mtu 1400, or mtu 1300 + advmss 1200, to 198.18.5.0/24, 198.18.6.0/24, 2001:db8:5::/64 \
         or 2001:db8:6::/64 in tables 100, 101 and main; RTM_DELROUTE (route().del()) as `ip route del \
-        PREFIX table T [metric M]` alone, with a type, with `dev veth0`, or with `via GW dev veth0`.",
+        PREFIX table T [metric M]` alone, with a type, with `dev veth0`, or with `via GW dev veth0`. \
+        Then a pinned 24-step sequence that makes every claim below once, whatever the seed, and a \
+        3-step probe of the IPv6 dump defect (see `kernels`).",
     observes: "The answer to every request (ok or errno); after every step an RTM_GETROUTE dump of each \
         family (route().get()), of which the routes of tables 100, 101 and 254 are kept — every other \
         table (local) is ignored, and in main the one route the kernel makes itself, IPv6 ::1/128 dev lo \
-        proto kernel (lo's address); anything else there is compared.",
+        proto kernel (lo's address); anything else there is compared. A dump line holds type, metric, \
+        scope, protocol, rtm_flags (nexthop flags), gateway and device or the RTA_MULTIPATH nexthops \
+        (gateway, device, flags, hops), and RTA_METRICS.",
     predicts: "The dump equals the model after every step, routes in the kernel's order within each \
         prefix. IPv4: EEXIST for NLM_F_EXCL on an existing (prefix, priority), and for a non-replacing \
         add of a route identical (type, scope, nexthops, metrics) to one of that priority; replace \
@@ -91,7 +95,10 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         of that metric) and drops the old route's siblings; a multipath request is all or nothing; \
         prepend and append both add at the end of the metric's routes; delete ignores the type, takes \
         the first route matching metric, device and gateway — with a gateway that one nexthop, without \
-        the whole ECMP group — else ESRCH; ENOENT for change with nothing to replace.",
+        the whole ECMP group — else ESRCH; ENOENT for change with nothing to replace. In the dump the \
+        carrier-less veth's nexthops carry RTNH_F_LINKDOWN (and RTNH_F_ONLINK for gateways); an IPv4 \
+        multipath route has LINKDOWN in rtm_flags too (every nexthop is down), an IPv6 one not; IPv4 \
+        reject routes have no device, IPv6 ones lo; IPv6 scope is always universe.",
     why: "net/ipv4/fib_trie.c fib_table_insert(): fib_find_alias() finds the first alias of (dscp, \
         priority); NLM_F_EXCL → -EEXIST; the walk looks for fa_match (same type and the same shared \
         fib_info, which fib_create_info() reuses for identical routes); NLM_F_REPLACE replaces fa_first \
@@ -101,7 +108,9 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         match found\"), fib6_add_rt2node() (NLM_F_EXCL, rt6_duplicate_nexthop(), fib6_nsiblings, \
         fallback_ins, sibling removal on replace); net/ipv6/route.c ip6_route_multipath_add() (flags of \
         later nexthops lose EXCL/REPLACE, rollback on error), ip6_route_del() (no type check; \
-        __ip6_del_rt() with RTF_GATEWAY, __ip6_del_rt_siblings() without).",
+        __ip6_del_rt() with RTF_GATEWAY, __ip6_del_rt_siblings() without). fib_create_info() sets \
+        fi->fib_flags |= RTNH_F_LINKDOWN when every nexthop is; fib6_nh_init() puts reject routes on \
+        the loopback device; rt6_fill_node() reports RT_SCOPE_UNIVERSE.",
     kernels: "The IPv4 alias logic is from 4.x (fib_trie rework, 3.19-4.1) and current; IPv6 ECMP siblings \
         since 3.8, fallback_ins since 4.16, all-or-nothing multipath since 4.11. KNOWN KERNEL DEFECT (6.18): \
         fib6_dump_node() jumps from the first ECMP sibling to the last one, assuming they are adjacent; a \
@@ -440,6 +449,9 @@ impl Entry {
 
 type Key = (bool, u32, u8);
 
+/// A dump: per "table T PREFIX", the routes' lines in the kernel's order.
+type Dump = BTreeMap<String, Vec<String>>;
+
 /// The reference model: every route of the three tables, per prefix in the
 /// kernel's order.
 #[derive(Debug, Default, Clone)]
@@ -496,7 +508,7 @@ impl Model {
 
     /// The dump the kernel must give: per (family, table, prefix), the
     /// lines in order.
-    fn dump(&self) -> BTreeMap<String, Vec<String>> {
+    fn dump(&self) -> Dump {
         let mut out = BTreeMap::new();
         for (&(v6, table, dst), list) in &self.fib {
             let lines = if v6 {
@@ -526,7 +538,7 @@ impl Model {
 
 fn node_name(v6: bool, table: u32, dst: u8) -> String {
     let (d, l) = dst_addr(v6, dst);
-    format!("table {} {d}/{l}", table_word(table))
+    node_name_text(table, &format!("{d}/{l}"))
 }
 
 /// fib_table_insert() for one (table, prefix), dscp 0.
@@ -726,7 +738,6 @@ fn lines6(list: &[Entry]) -> Vec<String> {
                 })
                 .collect();
             out.push(render(
-                true,
                 RType::Unicast,
                 e.metric,
                 "universe",
@@ -766,10 +777,10 @@ fn line(v6: bool, e: &Entry) -> String {
         _ if v6 => ("", format!("dev {LO}")),
         _ => ("", String::new()),
     };
-    render(v6, e.kind.rtype(), e.metric, scope, flags, &nh, &e.metrics.pairs())
+    render(e.kind.rtype(), e.metric, scope, flags, &nh, &e.metrics.pairs())
 }
 
-fn render(_v6: bool, t: RType, metric: u32, scope: &str, flags: &str, nh: &str, metrics: &[(&str, u32)]) -> String {
+fn render(t: RType, metric: u32, scope: &str, flags: &str, nh: &str, metrics: &[(&str, u32)]) -> String {
     render_raw(t.word(), metric, scope, "static", flags, nh, metrics)
 }
 
@@ -890,12 +901,12 @@ fn kernel_line(m: &RouteMessage) -> Option<(String, String)> {
     let mrefs: Vec<(&str, u32)> = mvals.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let flags = nh_flags_text(h.flags.bits() & 0xff);
     Some((
-        node_name_text(v6, table, &dst_text),
+        node_name_text(table, &dst_text),
         render_raw(&ty, prio, &scope, &proto, &flags, &nh, &mrefs),
     ))
 }
 
-fn node_name_text(_v6: bool, table: u32, dst: &str) -> String {
+fn node_name_text(table: u32, dst: &str) -> String {
     format!("table {} {dst}", table_word(table))
 }
 
@@ -1030,7 +1041,7 @@ fn execute(rt: &Rtnl, op: &Op) -> String {
 }
 
 /// Both families' dumps, kept to the case's tables, per node in order.
-fn dump(rt: &Rtnl) -> Result<BTreeMap<String, Vec<String>>, String> {
+fn dump(rt: &Rtnl) -> Result<Dump, String> {
     Ok(dump_full(rt)?.0)
 }
 
@@ -1040,8 +1051,8 @@ fn dump_keys(rt: &Rtnl) -> Result<Vec<Key>, String> {
     Ok(dump_full(rt)?.1)
 }
 
-fn dump_full(rt: &Rtnl) -> Result<(BTreeMap<String, Vec<String>>, Vec<Key>), String> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn dump_full(rt: &Rtnl) -> Result<(Dump, Vec<Key>), String> {
+    let mut out = Dump::new();
     let mut keys = Vec::new();
     for v6 in [false, true] {
         let req = if v6 {
