@@ -78,8 +78,9 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         3-step probe of the IPv6 dump defect (see `kernels`).",
     observes: "The answer to every request (ok or errno); after every step an RTM_GETROUTE dump of each \
         family (route().get()), of which the routes of tables 100, 101 and 254 are kept — every other \
-        table (local) is ignored, and in main the one route the kernel makes itself, IPv6 ::1/128 dev lo \
-        proto kernel (lo's address); anything else there is compared. A dump line holds type, metric, \
+        table (local) is ignored, and in main the one route older kernels make there themselves, IPv6 \
+        ::1/128 dev lo proto kernel (lo's address; 6.18 keeps it in local only); anything else there is \
+        compared. A dump line holds type, metric, \
         scope, protocol, rtm_flags (nexthop flags), gateway and device or the RTA_MULTIPATH nexthops \
         (gateway, device, flags, hops), and RTA_METRICS.",
     predicts: "The dump equals the model after every step, routes in the kernel's order within each \
