@@ -70,11 +70,12 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         route().add()), `replace` (NLM_F_CREATE|NLM_F_REPLACE, .replace()), `change` (NLM_F_REPLACE), \
         `prepend` (NLM_F_CREATE) and `append` (NLM_F_CREATE|NLM_F_APPEND) — the last three raw flag sets \
         on builder-made messages — of unicast routes via the device, via an on-link gateway, multipath \
-        over two on-link gateways, blackhole, unreachable and prohibit routes, metric 5 or 10, with no \
+        over two on-link gateways, blackhole, unreachable and prohibit routes, metric 5 or 10, tos 0 or \
+        0x10, with no \
         metrics, mtu 1400, or mtu 1300 + advmss 1200, to 198.18.5.0/24, 198.18.6.0/24, 2001:db8:5::/64 \
         or 2001:db8:6::/64 in tables 100, 101 and main; RTM_DELROUTE (route().del()) as `ip route del \
-        PREFIX table T [metric M]` alone, with a type, with `dev veth0`, or with `via GW dev veth0`. \
-        Then a pinned 24-step sequence that makes every claim below once, whatever the seed, and a \
+        PREFIX [tos 0x10] table T [metric M]` alone, with a type, with `dev veth0`, or with `via GW dev veth0`. \
+        Then a pinned 27-step sequence that makes every claim below once, whatever the seed, and a \
         3-step probe of the IPv6 dump defect (see `kernels`).",
     observes: "The answer to every request (ok or errno); after every step an RTM_GETROUTE dump of each \
         family (route().get()), of which the routes of tables 100, 101 and 254 are kept — every other \
@@ -84,12 +85,14 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         scope, protocol, rtm_flags (nexthop flags), gateway and device or the RTA_MULTIPATH nexthops \
         (gateway, device, flags, hops), and RTA_METRICS.",
     predicts: "The dump equals the model after every step, routes in the kernel's order within each \
-        prefix. IPv4: EEXIST for NLM_F_EXCL on an existing (prefix, priority), and for a non-replacing \
+        prefix. IPv4: aliases are keyed by (prefix, tos, priority), tos descending then priority \
+        ascending; EEXIST for NLM_F_EXCL on an existing key, and for a non-replacing \
         add of a route identical (type, scope, nexthops, metrics) to one of that priority; replace \
         swaps the first alias of that priority, answers ok without change when the identical route is \
         that first alias and EEXIST when it is a later one; ENOENT for change with nothing to replace; \
         prepend puts the alias first among its priority, append last; delete takes the first alias that \
-        matches metric, type, device and gateway (first nexthop), else ESRCH. IPv6: EEXIST for \
+        matches its tos (0 unless given), metric, type, device and gateway (first nexthop), else \
+        ESRCH. IPv6: EINVAL for any non-zero tos (add or delete); EEXIST for \
         NLM_F_EXCL on an existing (prefix, metric) and for a route whose device and gateway duplicate \
         one of that metric; gateway routes of one metric join one ECMP group, dumped as one RTA_MULTIPATH \
         route; replace swaps the first route of that metric with the same ECMP-ability (else the first \
@@ -100,20 +103,23 @@ pub static ROUTE_STATE_MACHINE: CaseDef = CaseDef {
         carrier-less veth's nexthops carry RTNH_F_LINKDOWN (and RTNH_F_ONLINK for gateways); an IPv4 \
         multipath route has LINKDOWN in rtm_flags too (every nexthop is down), an IPv6 one not; IPv4 \
         reject routes have no device, IPv6 ones lo; IPv6 scope is always universe.",
-    why: "net/ipv4/fib_trie.c fib_table_insert(): fib_find_alias() finds the first alias of (dscp, \
+    why: "net/ipv6/route.c rtm_to_fib6_config(): \"Invalid dsfield (tos): option not available for \
+        IPv6\" (-EINVAL). net/ipv4/fib_trie.c fib_table_insert(): fib_find_alias() finds the first alias of (dscp, \
         priority); NLM_F_EXCL → -EEXIST; the walk looks for fa_match (same type and the same shared \
         fib_info, which fib_create_info() reuses for identical routes); NLM_F_REPLACE replaces fa_first \
         (err = 0 only if fa_first is fa_match); fa_match → -EEXIST; NLM_F_APPEND inserts after the \
-        group, else before fa_first; without NLM_F_CREATE → -ENOENT. fib_table_delete() and \
-        fib_nh_match() → -ESRCH. net/ipv6/ip6_fib.c fib6_add_1() (-ENOENT \"Can not replace route - no \
+        group, else before fa_first; without NLM_F_CREATE → -ENOENT. fib_table_delete() (only aliases \
+        of the request's dscp) and fib_nh_match() → -ESRCH. net/ipv6/ip6_fib.c fib6_add_1() (-ENOENT \"Can not replace route - no \
         match found\"), fib6_add_rt2node() (NLM_F_EXCL, rt6_duplicate_nexthop(), fib6_nsiblings, \
         fallback_ins, sibling removal on replace); net/ipv6/route.c ip6_route_multipath_add() (flags of \
         later nexthops lose EXCL/REPLACE, rollback on error), ip6_route_del() (no type check; \
         __ip6_del_rt() with RTF_GATEWAY, __ip6_del_rt_siblings() without). fib_create_info() sets \
         fi->fib_flags |= RTNH_F_LINKDOWN when every nexthop is; fib6_nh_init() puts reject routes on \
         the loopback device; rt6_fill_node() reports RT_SCOPE_UNIVERSE.",
-    kernels: "The IPv4 alias logic is from 4.x (fib_trie rework, 3.19-4.1) and current; IPv6 ECMP siblings \
-        since 3.8, fallback_ins since 4.16, all-or-nothing multipath since 4.11. KNOWN KERNEL DEFECT (6.18): \
+    kernels: "The model is read from current sources (6.x) and checked on 6.18; IPv6's tos refusal is from \
+        5.13, fallback_ins and the all-or-nothing multipath add from the 4.x series. On an older kernel \
+        of the matrix a disagreement is to be traced to that version's source before the model changes. \
+        KNOWN KERNEL DEFECT (6.18): \
         fib6_dump_node() jumps from the first ECMP sibling to the last one, assuming they are adjacent; a \
         non-gateway route of the same metric added between them (gateway route, then e.g. a blackhole, \
         then a second gateway route, all appended) is missing from every dump while it stays in the FIB \
@@ -244,6 +250,9 @@ struct Route {
     table: u32,
     dst: u8,
     metric: u32,
+    /// `tos` (rtm_tos): 0 or 0x10; IPv4 keys routes by it, IPv6 refuses
+    /// any but 0.
+    tos: u8,
     kind: Kind,
     metrics: Metrics,
 }
@@ -270,6 +279,7 @@ enum Op {
         table: u32,
         dst: u8,
         metric: Option<u32>,
+        tos: u8,
         by: Match,
     },
 }
@@ -290,6 +300,14 @@ fn gw_addr(v6: bool, g: u8) -> IpAddr {
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2 + g as u16))
     } else {
         IpAddr::V4(Ipv4Addr::new(198, 19, 0, 2 + g))
+    }
+}
+
+fn tos_word(tos: u8) -> String {
+    if tos == 0 {
+        String::new()
+    } else {
+        format!(" tos 0x{tos:02x}")
     }
 }
 
@@ -328,8 +346,9 @@ impl Op {
                     _ => (nh, String::new()),
                 };
                 format!(
-                    "{fam} route {} {ty}{d}/{l}{nh_mid} table {} metric {}{m}{nh_end}",
+                    "{fam} route {} {ty}{d}/{l}{}{nh_mid} table {} metric {}{m}{nh_end}",
                     verb.word(),
+                    tos_word(r.tos),
                     table_word(r.table),
                     r.metric
                 )
@@ -339,6 +358,7 @@ impl Op {
                 table,
                 dst,
                 metric,
+                tos,
                 by,
             } => {
                 let fam = if v6 { "ip -6" } else { "ip" };
@@ -353,7 +373,11 @@ impl Op {
                     _ => String::new(),
                 };
                 let m = metric.map(|m| format!(" metric {m}")).unwrap_or_default();
-                format!("{fam} route del {ty}{d}/{l}{nh} table {}{m}", table_word(table))
+                format!(
+                    "{fam} route del {ty}{d}/{l}{}{nh} table {}{m}",
+                    tos_word(tos),
+                    table_word(table)
+                )
             }
         }
     }
@@ -366,6 +390,11 @@ fn table_strategy() -> impl Strategy<Value = u32> {
 
 fn dst_strategy() -> impl Strategy<Value = u8> {
     prop_oneof![4 => Just(0u8), 1 => Just(1u8)]
+}
+
+/// `tos 0x10` now and then (IPv4 keys on it; IPv6 answers EINVAL).
+fn tos_strategy() -> impl Strategy<Value = u8> {
+    prop_oneof![6 => Just(0u8), 1 => Just(0x10u8)]
 }
 
 fn metric_strategy() -> impl Strategy<Value = u32> {
@@ -382,16 +411,23 @@ fn route_strategy(v6: bool) -> impl Strategy<Value = Route> {
         1 => Just(Kind::Prohibit),
     ];
     let metrics = prop_oneof![4 => Just(Metrics::None), 1 => Just(Metrics::Mtu), 1 => Just(Metrics::MtuAdvmss)];
-    (table_strategy(), dst_strategy(), metric_strategy(), kind, metrics).prop_map(
-        move |(table, dst, metric, kind, metrics)| Route {
+    (
+        table_strategy(),
+        dst_strategy(),
+        metric_strategy(),
+        tos_strategy(),
+        kind,
+        metrics,
+    )
+        .prop_map(move |(table, dst, metric, tos, kind, metrics)| Route {
             v6,
             table,
             dst,
             metric,
+            tos,
             kind,
             metrics,
-        },
-    )
+        })
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -417,9 +453,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             table_strategy(),
             dst_strategy(),
             prop::option::of(metric_strategy()),
+            tos_strategy(),
             by
         )
-            .prop_map(|(v6, table, dst, metric, by)| Op::Del { v6, table, dst, metric, by }),
+            .prop_map(|(v6, table, dst, metric, tos, by)| Op::Del {
+                v6,
+                table,
+                dst,
+                metric,
+                tos,
+                by
+            }),
     ]
 }
 
@@ -428,6 +472,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     metric: u32,
+    tos: u8,
     kind: Kind,
     metrics: Metrics,
 }
@@ -463,12 +508,18 @@ struct Model {
 const EEXIST: &str = "EEXIST";
 const ENOENT: &str = "ENOENT";
 const ESRCH: &str = "ESRCH";
+const EINVAL: &str = "EINVAL";
 
 impl Model {
     /// Applies `op` and returns the answer the kernel must give.
     fn apply(&mut self, op: &Op) -> String {
         let r = match *op {
             Op::New(verb, r) => {
+                // rtm_to_fib6_config(): \"Invalid dsfield (tos): option not
+                // available for IPv6\", before anything else.
+                if r.v6 && r.tos != 0 {
+                    return EINVAL.into();
+                }
                 let key = (r.v6, r.table, r.dst);
                 let mut list = self.fib.remove(&key).unwrap_or_default();
                 let r2 = if r.v6 {
@@ -486,14 +537,18 @@ impl Model {
                 table,
                 dst,
                 metric,
+                tos,
                 by,
             } => {
+                if v6 && tos != 0 {
+                    return EINVAL.into();
+                }
                 let key = (v6, table, dst);
                 let mut list = self.fib.remove(&key).unwrap_or_default();
                 let r2 = if v6 {
                     delete6(&mut list, metric, by)
                 } else {
-                    delete4(&mut list, metric, by)
+                    delete4(&mut list, metric, tos, by)
                 };
                 if !list.is_empty() {
                     self.fib.insert(key, list);
@@ -542,18 +597,25 @@ fn node_name(v6: bool, table: u32, dst: u8) -> String {
     node_name_text(table, &format!("{d}/{l}"))
 }
 
-/// fib_table_insert() for one (table, prefix), dscp 0.
+/// fib_table_insert() for one (table, prefix): aliases sorted by dscp
+/// descending, then priority ascending.
 fn insert4(list: &mut Vec<Entry>, r: &Route, flags: u16) -> Result<(), &'static str> {
     let new = Entry {
         metric: r.metric,
+        tos: r.tos,
         kind: r.kind,
         metrics: r.metrics,
     };
-    // fib_find_alias(): the first alias of this priority, or the one to
-    // insert before (priorities ascend).
-    let first = list.iter().position(|e| e.metric >= r.metric);
+    // fib_find_alias(): skip aliases of a higher dscp; the first one of a
+    // lower dscp, or of this dscp and a priority >= ours, is where the
+    // group starts or the new alias goes.
+    let first = list
+        .iter()
+        .position(|e| e.tos < r.tos || (e.tos == r.tos && e.metric >= r.metric));
     let mut at = first.unwrap_or(list.len());
-    let group: Vec<usize> = (0..list.len()).filter(|&i| list[i].metric == r.metric).collect();
+    let group: Vec<usize> = (0..list.len())
+        .filter(|&i| list[i].metric == r.metric && list[i].tos == r.tos)
+        .collect();
     if let Some(&fa_first) = group.first() {
         if flags & NLM_F_EXCL != 0 {
             return Err(EEXIST);
@@ -583,10 +645,12 @@ fn insert4(list: &mut Vec<Entry>, r: &Route, flags: u16) -> Result<(), &'static 
     Ok(())
 }
 
-/// fib_table_delete(): the first alias that matches, else ESRCH.
-fn delete4(list: &mut Vec<Entry>, metric: Option<u32>, by: Match) -> Result<(), &'static str> {
+/// fib_table_delete(): the first alias of this dscp that matches, else
+/// ESRCH (a delete without tos never matches a tos 0x10 route).
+fn delete4(list: &mut Vec<Entry>, metric: Option<u32>, tos: u8, by: Match) -> Result<(), &'static str> {
     let pos = list.iter().position(|e| {
-        metric.is_none_or(|m| m == e.metric)
+        e.tos == tos
+            && metric.is_none_or(|m| m == e.metric)
             && match by {
                 Match::Any => true,
                 Match::Type(t) => e.kind.rtype() == t,
@@ -677,6 +741,7 @@ fn add6(list: &mut Vec<Entry>, rt: Entry, flags: u16) -> Result<(), &'static str
 fn insert6(list: &mut Vec<Entry>, r: &Route, flags: u16) -> Result<(), &'static str> {
     let one = |kind| Entry {
         metric: r.metric,
+        tos: 0,
         kind,
         metrics: r.metrics,
     };
@@ -740,6 +805,7 @@ fn lines6(list: &[Entry]) -> Vec<String> {
                 .collect();
             out.push(render(
                 RType::Unicast,
+                0,
                 e.metric,
                 "universe",
                 "",
@@ -778,11 +844,19 @@ fn line(v6: bool, e: &Entry) -> String {
         _ if v6 => ("", format!("dev {LO}")),
         _ => ("", String::new()),
     };
-    render(e.kind.rtype(), e.metric, scope, flags, &nh, &e.metrics.pairs())
+    render(e.kind.rtype(), e.tos, e.metric, scope, flags, &nh, &e.metrics.pairs())
 }
 
-fn render(t: RType, metric: u32, scope: &str, flags: &str, nh: &str, metrics: &[(&str, u32)]) -> String {
-    render_raw(t.word(), metric, scope, "static", flags, nh, metrics)
+fn render(t: RType, tos: u8, metric: u32, scope: &str, flags: &str, nh: &str, metrics: &[(&str, u32)]) -> String {
+    render_raw(
+        &format!("{}{}", t.word(), tos_word(tos)),
+        metric,
+        scope,
+        "static",
+        flags,
+        nh,
+        metrics,
+    )
 }
 
 fn render_raw(
@@ -903,7 +977,15 @@ fn kernel_line(m: &RouteMessage) -> Option<(String, String)> {
     let flags = nh_flags_text(h.flags.bits() & 0xff);
     Some((
         node_name_text(table, &dst_text),
-        render_raw(&ty, prio, &scope, &proto, &flags, &nh, &mrefs),
+        render_raw(
+            &format!("{ty}{}", tos_word(h.tos)),
+            prio,
+            &scope,
+            &proto,
+            &flags,
+            &nh,
+            &mrefs,
+        ),
     ))
 }
 
@@ -937,7 +1019,8 @@ fn new_message(r: &Route) -> RouteMessage {
         .expect("family matches")
         .table_id(r.table)
         .priority(r.metric)
-        .kind(r.kind.rtype().netlink());
+        .kind(r.kind.rtype().netlink())
+        .tos(r.tos);
     match r.kind {
         // iproute2 gives a device route without gateway scope link.
         Kind::Dev => b = b.scope(RouteScope::Link).output_interface(DEV),
@@ -983,7 +1066,7 @@ fn new_message(r: &Route) -> RouteMessage {
 
 /// The message of `ip route del`: iproute2 leaves type 0 (any), scope
 /// RT_SCOPE_NOWHERE (any) and protocol 0 (any) unless told otherwise.
-fn del_message(v6: bool, table: u32, dst: u8, metric: Option<u32>, by: Match) -> RouteMessage {
+fn del_message(v6: bool, table: u32, dst: u8, metric: Option<u32>, tos: u8, by: Match) -> RouteMessage {
     let (d, l) = dst_addr(v6, dst);
     let mut b = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(d, l)
@@ -991,7 +1074,8 @@ fn del_message(v6: bool, table: u32, dst: u8, metric: Option<u32>, by: Match) ->
         .table_id(table)
         .protocol(RouteProtocol::Unspec)
         .scope(RouteScope::NoWhere)
-        .kind(RouteType::Unspec);
+        .kind(RouteType::Unspec)
+        .tos(tos);
     if let Some(m) = metric {
         b = b.priority(m);
     }
@@ -1036,8 +1120,9 @@ fn execute(rt: &Rtnl, op: &Op) -> String {
             table,
             dst,
             metric,
+            tos,
             by,
-        } => answer(rt.block_on(route.del(del_message(v6, table, dst, metric, by)).execute())),
+        } => answer(rt.block_on(route.del(del_message(v6, table, dst, metric, tos, by)).execute())),
     }
 }
 
@@ -1048,11 +1133,11 @@ fn dump(rt: &Rtnl) -> Result<Dump, String> {
 
 /// The (family, table, prefix) of every dumped line of the case's tables
 /// (one entry per line), for [`reset`].
-fn dump_keys(rt: &Rtnl) -> Result<Vec<Key>, String> {
+fn dump_keys(rt: &Rtnl) -> Result<Vec<(Key, u8)>, String> {
     Ok(dump_full(rt)?.1)
 }
 
-fn dump_full(rt: &Rtnl) -> Result<(Dump, Vec<Key>), String> {
+fn dump_full(rt: &Rtnl) -> Result<(Dump, Vec<(Key, u8)>), String> {
     let mut out = Dump::new();
     let mut keys = Vec::new();
     for v6 in [false, true] {
@@ -1073,7 +1158,7 @@ fn dump_full(rt: &Rtnl) -> Result<(Dump, Vec<Key>), String> {
                     .flat_map(|d| TABLES.map(|t| (v6, t, d)))
                     .find(|&(v, t, d)| node_name(v, t, d) == node)
                 {
-                    keys.push(k);
+                    keys.push((k, m.header.tos));
                 }
             }
         }
@@ -1090,12 +1175,12 @@ fn reset(rt: &Rtnl) -> Result<(), String> {
         if left.is_empty() {
             return Ok(());
         }
-        for (v6, table, dst) in left {
+        for ((v6, table, dst), tos) in left {
             // An error here shows up as a non-empty dump on the next round.
             let _ = rt.block_on(
                 rt.handle()
                     .route()
-                    .del(del_message(v6, table, dst, None, Match::Any))
+                    .del(del_message(v6, table, dst, None, tos, Match::Any))
                     .execute(),
             );
         }
@@ -1186,15 +1271,26 @@ fn pinned() -> Vec<Op> {
         table: 100,
         dst: 0,
         metric,
+        tos: 0,
         kind,
         metrics,
     };
     let n = |verb, v6, metric, kind| Op::New(verb, r(v6, metric, kind, Metrics::None));
+    let tos = |verb, v6, metric, kind| {
+        Op::New(
+            verb,
+            Route {
+                tos: 0x10,
+                ..r(v6, metric, kind, Metrics::None)
+            },
+        )
+    };
     let del = |v6, metric, by| Op::Del {
         v6,
         table: 100,
         dst: 0,
         metric,
+        tos: 0,
         by,
     };
     vec![
@@ -1208,9 +1304,19 @@ fn pinned() -> Vec<Op> {
         n(Verb::Replace, false, 5, Kind::Dev),         // EEXIST (fa_match is not fa_first)
         n(Verb::Replace, false, 5, Kind::Unreachable), // replaces the first alias
         Op::New(Verb::Append, r(false, 10, Kind::Multipath(1, 0), Metrics::MtuAdvmss)),
+        tos(Verb::Add, false, 5, Kind::Blackhole), // another dscp: no EEXIST, goes first
         del(false, None, Match::Type(RType::Blackhole)), // ok
-        del(false, None, Match::Via(0)),                 // ESRCH (first nexthop is gw 1)
-        del(false, Some(10), Match::Via(1)),             // ok
+        del(false, None, Match::Via(0)),           // ESRCH (first nexthop is gw 1)
+        del(false, Some(10), Match::Via(1)),       // ok
+        Op::Del {
+            v6: false,
+            table: 100,
+            dst: 0,
+            metric: None,
+            tos: 0x10,
+            by: Match::Any,
+        }, // only this dscp
+        tos(Verb::Add, true, 5, Kind::Dev),        // EINVAL: no tos for IPv6
         // IPv6
         n(Verb::Change, true, 5, Kind::Via(0)),                     // ENOENT
         Op::New(Verb::Add, r(true, 5, Kind::Via(0), Metrics::Mtu)), // ok
@@ -1253,6 +1359,7 @@ fn probe_ipv6_dump_defect(rt: &Rtnl) -> Result<(bool, bool), String> {
         table: 100,
         dst: 0,
         metric: 5,
+        tos: 0,
         kind,
         metrics: Metrics::None,
     };
@@ -1276,6 +1383,7 @@ fn probe_ipv6_dump_defect(rt: &Rtnl) -> Result<(bool, bool), String> {
                 table: 100,
                 dst: 0,
                 metric: Some(5),
+                tos: 0,
                 by: Match::Via(g),
             },
         );
@@ -1319,7 +1427,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     }
     // Every error branch and both orderings must have been reached, or the
     // run proved less than it claims.
-    for errno in [EEXIST, ENOENT, ESRCH] {
+    for errno in [EEXIST, ENOENT, ESRCH, EINVAL] {
         ctx.check(
             format!("coverage.{errno}"),
             Expect::Gt(0),
@@ -1387,6 +1495,7 @@ mod tests {
             table: 100,
             dst: 0,
             metric,
+            tos: 0,
             kind,
             metrics: Metrics::None,
         }
@@ -1398,6 +1507,7 @@ mod tests {
             table: 100,
             dst: 0,
             metric,
+            tos: 0,
             by,
         }
     }
@@ -1472,6 +1582,32 @@ mod tests {
     }
 
     #[test]
+    fn tos_keys_ipv4_and_is_refused_by_ipv6() {
+        let mut m = Model::default();
+        let t = |v6, kind| Route {
+            tos: 0x10,
+            ..r(v6, 5, kind)
+        };
+        assert_eq!(m.apply(&Op::New(Verb::Add, r(false, 5, Kind::Dev))), "ok");
+        assert_eq!(m.apply(&Op::New(Verb::Add, t(false, Kind::Blackhole))), "ok");
+        let l = lines(&m);
+        assert!(l[0].starts_with("blackhole tos 0x10 metric 5"), "{l:?}");
+        assert_eq!(m.apply(&del(false, None, Match::Type(RType::Blackhole))), "ESRCH");
+        assert_eq!(m.apply(&Op::New(Verb::Add, t(true, Kind::Dev))), "EINVAL");
+        assert_eq!(
+            m.apply(&Op::Del {
+                v6: false,
+                table: 100,
+                dst: 0,
+                metric: None,
+                tos: 0x10,
+                by: Match::Any,
+            }),
+            "ok"
+        );
+    }
+
+    #[test]
     fn ipv6_hazard_detected() {
         let mut m = Model::default();
         m.apply(&Op::New(Verb::Add, r(true, 5, Kind::Via(0))));
@@ -1490,13 +1626,14 @@ mod tests {
                 table: 254,
                 dst: 1,
                 metric: 10,
+                tos: 0x10,
                 kind: Kind::Multipath(0, 1),
                 metrics: Metrics::Mtu,
             },
         );
         assert_eq!(
             op.shell(),
-            "ip route append 198.18.6.0/24 table main metric 10 mtu 1400 nexthop via 198.19.0.2 dev veth0 \
+            "ip route append 198.18.6.0/24 tos 0x10 table main metric 10 mtu 1400 nexthop via 198.19.0.2 dev veth0 \
              onlink nexthop via 198.19.0.3 dev veth0 onlink"
         );
         assert_eq!(
