@@ -1400,6 +1400,25 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let ns = NetNs::new("routesm")?;
     carrierless_veth(&ns, "veth0", DEV, "veth1", 3)?;
     let rt = Rtnl::open(&ns).map_err(|e| CaseError::Harness(format!("rtnetlink handle in the namespace: {e}")))?;
+    // `ip link show` through the handle: its socket must be the case
+    // namespace's (lo, veth0, veth1), not the runner's.
+    let mut links: Vec<u32> = rt
+        .collect(rt.handle().link().get().execute())
+        .map_err(|e| CaseError::Harness(format!("link dump: {e}")))?
+        .iter()
+        .map(|l| l.header.index)
+        .collect();
+    links.sort_unstable();
+    ctx.check_eq(
+        "rtnl.namespace_links",
+        json!([LO, DEV, 3]),
+        json!(links),
+        "Rtnl::open() opened its NETLINK_ROUTE socket inside the case's namespace",
+    );
+    if links != [LO, DEV, 3] {
+        // Not the case's namespace: send no route request at all.
+        return Ok(());
+    }
     let max_len = if ctx.property.explore { 40 } else { 12 };
     let tally = RefCell::new(Tally::default());
     let sequences = Cell::new(0u64);
