@@ -32,6 +32,8 @@ pub mod procfs;
 pub mod property;
 /// Reporters consuming the event stream.
 pub mod report;
+/// rtnetlink handles on a socket inside a namespace, driven by a current-thread tokio runtime.
+pub mod rt;
 /// Running cases in child processes.
 pub mod runner;
 /// The only module with `unsafe`: safe wrappers over libc, and (in

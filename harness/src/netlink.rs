@@ -2,9 +2,12 @@
 //! over the message family (`netlink-packet-route`'s messages for rtnetlink,
 //! or any other `NetlinkSerializable` family).
 //!
-//! Written by hand on purpose: `rtnetlink` is async-only and would put a
-//! tokio runtime into every namespace thread; a test harness issuing a
-//! handful of requests per case is simpler and faster with a blocking loop.
+//! Written by hand on purpose: a case issuing a handful of requests is
+//! simpler with a blocking loop, and this one keeps the kernel's raw answer
+//! (extended ACK text and offset, malformed requests). Cases that read
+//! better as `ip route add …` use `rtnetlink`'s handles through
+//! [`crate::rt::Rtnl`] instead (one current-thread runtime per case, the
+//! socket opened inside the namespace).
 //! The message types themselves come from the crates. The one thing decoded
 //! here by hand is the extended ACK (`NLMSGERR_ATTR_MSG`, `NLMSGERR_ATTR_OFFS`)
 //! after an `NLMSG_ERROR`, which `netlink-packet-core` 0.9 leaves as raw bytes.

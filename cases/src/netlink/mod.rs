@@ -30,6 +30,7 @@ mod extack;
 mod genl;
 mod neigh;
 mod route_monitor;
+mod route_sm;
 mod rule_uid;
 mod seed_payload;
 mod state_machine;
@@ -39,6 +40,7 @@ pub fn cases() -> Vec<&'static CaseDef> {
     vec![
         &neigh::ADD_DUMP,
         &state_machine::STATE_MACHINE,
+        &route_sm::ROUTE_STATE_MACHINE,
         &seed_payload::SEED_PAYLOAD,
         &route_monitor::ROUTE_MONITOR,
         &rule_uid::UID_RANGE,
