@@ -1419,10 +1419,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         // Not the case's namespace: send no route request at all.
         return Ok(());
     }
-    let max_len = if ctx.property.explore { 40 } else { 12 };
     let tally = RefCell::new(Tally::default());
     let sequences = Cell::new(0u64);
-    let found = PROPERTY.run(ctx, &prop::collection::vec(op_strategy(), 1..=max_len), |ops| {
+    let found = PROPERTY.run(ctx, |deep| prop::collection::vec(op_strategy(), 1..=if deep { 40 } else { 12 }), |ops| {
         sequences.set(sequences.get() + 1);
         run_sequence(&rt, &ops, &mut tally.borrow_mut(), None)
     });
