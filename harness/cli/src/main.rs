@@ -58,6 +58,8 @@ const AFTER: &str = "Examples:
   kharness run 'tcp.*' --format json
   kharness run tcp.fill --verbose  one case, every observed figure printed
   kharness run --repeat 50         every case 50 times: pass counts, duration spread
+  kharness run --retries 2         a failed case runs again; failed-then-passed is flaky
+  kharness report diff base.json new.json   regressions, fixes, changed figures
   kharness list                    what there is
   kharness explain tcp.fill        what a case drives, observes and predicts
 
@@ -108,6 +110,13 @@ enum Cmd {
         /// pass count and duration spread. Exit 1 if any repetition failed.
         #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1)]
         repeat: i64,
+        /// Run a failed case again, up to N times; one that then passes is
+        /// `flaky` (exit 0 unless --flaky-fails), every attempt in its report.
+        #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 0)]
+        retries: i64,
+        /// Exit 1 when a case was flaky.
+        #[arg(long)]
+        flaky_fails: bool,
         #[command(flatten)]
         property: PropertyArgs,
     },
@@ -279,11 +288,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             verbose,
             timeout_scale,
             repeat,
+            retries,
+            flaky_fails,
             property,
         } => {
             let property = property.settings(false)?;
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
+            let retries = validate_retries(retries)?;
             if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
                 return Err(CliError::Usage(format!(
                     "--timeout-scale {timeout_scale} must be a number in (0, 1000]"
@@ -316,6 +328,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 timeout_scale,
                 repeat,
                 property,
+                retries,
             };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
                 if progress {
@@ -333,7 +346,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(e) = write_errors.first() {
                 return Err(CliError::Harness(format!("cannot write the report: {e}")));
             }
-            Ok(if summary.failed > 0 {
+            Ok(if summary.failed > 0 || (flaky_fails && summary.flaky > 0) {
                 ExitCode::CaseFailed
             } else {
                 ExitCode::Ok
@@ -429,6 +442,19 @@ fn validate_repeat(repeat: i64) -> Result<usize, CliError> {
     } else {
         Err(CliError::Usage(format!(
             "--repeat {repeat} is out of range; give a number of runs from 1 to {MAX_REPEAT}"
+        )))
+    }
+}
+
+/// Most retries of a failed case.
+const MAX_RETRIES: i64 = 100;
+
+fn validate_retries(retries: i64) -> Result<usize, CliError> {
+    if (0..=MAX_RETRIES).contains(&retries) {
+        Ok(retries as usize)
+    } else {
+        Err(CliError::Usage(format!(
+            "--retries {retries} is out of range; give a number of extra attempts from 0 to {MAX_RETRIES}"
         )))
     }
 }

@@ -303,6 +303,8 @@ impl Recorder {
                 checks: 0,
                 notes: vec![],
                 repetition: 1,
+                volatile: vec![],
+                attempts: vec![],
             };
             let tcp_info_len = run.kernel.as_ref().map(|k| k.tcp_info_len).unwrap_or(0);
             run.results.push(MatrixResult { report, tcp_info_len });
@@ -404,6 +406,8 @@ pub(crate) mod tests {
             checks: 3,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
+            attempts: vec![],
         }
     }
 
