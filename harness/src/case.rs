@@ -210,7 +210,9 @@ impl CaseReport {
 
     /// Whether observation `name` was marked volatile (exactly or by a glob).
     pub fn is_volatile(&self, name: &str) -> bool {
-        self.volatile.iter().any(|v| volatile_match(v.as_bytes(), name.as_bytes()))
+        self.volatile
+            .iter()
+            .any(|v| volatile_match(v.as_bytes(), name.as_bytes()))
     }
 }
 

@@ -6,6 +6,8 @@
 pub mod case;
 /// sock_diag (`INET_DIAG`) requests, decoded with the `tcp_info` decoder.
 pub mod diag;
+/// `kharness report diff`: regressions, fixes and moved figures between two reports.
+pub mod diff;
 /// The typed event stream of a run.
 pub mod event;
 /// What the running kernel says about itself.

@@ -333,7 +333,13 @@ fn test_flaky_first_attempt(name: &str) -> bool {
     };
     let file: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     std::fs::OpenOptions::new()
         .write(true)

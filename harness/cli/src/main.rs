@@ -5,6 +5,7 @@
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
+mod diff;
 mod matrix;
 
 use std::io::{IsTerminal, Write};
@@ -149,7 +150,7 @@ Exit codes: 0 ok, 1 a case failed (or a kernel crashed or hung during the
 catalog), 2 usage or configuration error (an unknown kernel name too: the
 others still run), 69 a kernel could not be fetched or booted.")]
     Matrix(Box<matrix::MatrixArgs>),
-    /// Work with matrix reports.
+    /// Work with reports: merge matrix shards, compare with a baseline.
     Report {
         #[command(subcommand)]
         command: matrix::ReportCmd,

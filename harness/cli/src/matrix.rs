@@ -130,6 +130,11 @@ pub enum ReportCmd {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Compare two reports (run or matrix JSON): regressions, fixes, new and
+    /// removed cases, other outcome changes and moved figures. Exit 1 when
+    /// a case regressed (pass, xfail, skip or flaky → fail) or a kernel no
+    /// longer completes.
+    Diff(crate::diff::DiffArgs),
 }
 
 fn catalog_order() -> Vec<String> {
@@ -439,7 +444,10 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
 
 /// `kharness report merge`.
 pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
-    let ReportCmd::Merge { files, out } = cmd;
+    let (files, out) = match cmd {
+        ReportCmd::Merge { files, out } => (files, out),
+        ReportCmd::Diff(args) => return crate::diff::run(args),
+    };
     for p in [&out.junit, &out.html].into_iter().flatten() {
         check_out_path("output", p)?;
     }

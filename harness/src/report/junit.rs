@@ -97,7 +97,11 @@ pub fn add_attempts(status: &mut TestCaseStatus, r: &CaseReport) {
     for a in &r.attempts {
         let mut rerun = TestRerun::new(NonSuccessKind::Failure);
         rerun.set_time(Duration::from_millis(a.duration_ms));
-        rerun.set_message(format!("attempt {}: {}", a.attempt, a.reason.clone().unwrap_or_default()));
+        rerun.set_message(format!(
+            "attempt {}: {}",
+            a.attempt,
+            a.reason.clone().unwrap_or_default()
+        ));
         let body: Vec<String> = a.mismatches.iter().map(|m| m.to_string()).collect();
         rerun.set_description(body.join("\n"));
         status.add_rerun(rerun);
