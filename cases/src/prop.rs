@@ -117,7 +117,7 @@ impl Property {
         };
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &settings.rng_seed(self.id));
         let mut runner = TestRunner::new_with_rng(config, rng);
-        ctx.observe("property.seed", settings.seed());
+        ctx.observe_volatile("property.seed", settings.seed());
         ctx.observe("property.cases", cases);
         ctx.observe("property.explore", settings.explore);
         let sequences = std::cell::Cell::new(0u32);

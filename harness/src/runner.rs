@@ -322,15 +322,20 @@ pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>, prop
     ctx.finish(name, result, start.elapsed())
 }
 
-/// TEST ONLY: the fault switch behind the `--retries` tests. With
-/// `KHARNESS_TEST_FLAKY=DIR` in the environment, the first attempt of every
-/// case instance run fails on a check of its own (a file per instance in DIR
-/// remembers that the first attempt happened), so the attempt after it — a
-/// retry — passes: a flaky case on demand. Never set it outside tests.
+/// TEST ONLY: the fault switch behind the `--retries` and `report diff`
+/// tests. With `KHARNESS_TEST_FLAKY=DIR` in the environment, the first
+/// attempt of every case instance run (or only of the instance named by
+/// `KHARNESS_TEST_FLAKY_CASE`) fails on a check of its own (a file per
+/// instance in DIR remembers that the first attempt happened), so the
+/// attempt after it — a retry — passes: a flaky case, or without
+/// `--retries` an injected failure, on demand. Never set it outside tests.
 fn test_flaky_first_attempt(name: &str) -> bool {
     let Some(dir) = std::env::var_os("KHARNESS_TEST_FLAKY") else {
         return false;
     };
+    if std::env::var("KHARNESS_TEST_FLAKY_CASE").is_ok_and(|only| only != name) {
+        return false;
+    }
     let file: String = name
         .chars()
         .map(|c| {
