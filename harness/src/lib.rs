@@ -10,6 +10,8 @@ pub mod diag;
 pub mod diff;
 /// The typed event stream of a run.
 pub mod event;
+/// `--format kcidb`: a KCIDB (schema 5.3) submission of a run or a matrix.
+pub mod kcidb;
 /// What the running kernel says about itself.
 pub mod kernel;
 /// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).

@@ -82,6 +82,8 @@ enum Format {
     Json,
     /// TAP version 13, as kselftest prints it.
     Tap,
+    /// One KCIDB submission (schema 5.3), written when the run ends (`run` only).
+    Kcidb,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +120,9 @@ enum Cmd {
         /// Exit 1 when a case was flaky.
         #[arg(long)]
         flaky_fails: bool,
+        /// The origin of KCIDB ids (`--format kcidb`).
+        #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
+        kcidb_origin: String,
         #[command(flatten)]
         property: PropertyArgs,
     },
@@ -291,8 +296,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             repeat,
             retries,
             flaky_fails,
+            kcidb_origin,
             property,
         } => {
+            kharness::kcidb::validate_origin(&kcidb_origin).map_err(CliError::Usage)?;
             let property = property.settings(false)?;
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
@@ -317,6 +324,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 Format::Human => reporters.push(Box::new(Human::new(stdout.lock(), color, verbose))),
                 Format::Json => reporters.push(Box::new(Json::new(stdout.lock()))),
                 Format::Tap => reporters.push(Box::new(Tap::new(stdout.lock()))),
+                Format::Kcidb => reporters.push(Box::new(kharness::kcidb::Reporter::new(
+                    stdout.lock(),
+                    &kcidb_origin,
+                    instances.iter().map(|i| i.name.clone()).collect(),
+                ))),
             }
             if let Some(p) = junit {
                 reporters.push(Box::new(Junit::new(p)));
@@ -354,6 +366,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             })
         }
         Cmd::List { filters, format } => {
+            if matches!(format, Format::Kcidb) {
+                return Err(CliError::Usage(
+                    "`list --format kcidb`: KCIDB holds results; list in `human` or `json`".into(),
+                ));
+            }
             let instances = select_nonempty(&filters)?;
             let mut out = std::io::stdout().lock();
             for inst in instances {

@@ -35,6 +35,9 @@ pub enum MatrixFormat {
     Json,
     /// A markdown table with footnotes.
     Markdown,
+    /// One KCIDB submission (schema 5.3): a checkout and a build per kernel,
+    /// a test per case instance.
+    Kcidb,
 }
 
 /// How guests are accelerated.
@@ -60,6 +63,9 @@ pub struct OutputArgs {
     /// Also write a self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// The origin of KCIDB ids (`--format kcidb`).
+    #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
+    kcidb_origin: String,
 }
 
 /// `kharness matrix`.
@@ -251,6 +257,10 @@ fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
         MatrixFormat::Human => report::text(m, &order, color),
         MatrixFormat::Json => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
         MatrixFormat::Markdown => report::markdown(m, &order),
+        MatrixFormat::Kcidb => {
+            let doc = kharness::kcidb::submission(m, &out.kcidb_origin, &kharness::kcidb::run_id(), &order);
+            serde_json::to_string_pretty(&doc).expect("submission serialises") + "\n"
+        }
     };
     let harness = |e: std::io::Error, what: &str| CliError::Harness(format!("cannot write {what}: {e}"));
     let _ = stdout.lock().write_all(text.as_bytes());
@@ -275,6 +285,7 @@ fn to_exit(code: i32) -> ExitCode {
 /// `kharness matrix`.
 pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     // Validate everything before anything is fetched or booted.
+    kharness::kcidb::validate_origin(&args.out.kcidb_origin).map_err(CliError::Usage)?;
     for p in [&args.out.junit, &args.out.html].into_iter().flatten() {
         check_out_path(
             if Some(p) == args.out.junit.as_ref() {
@@ -448,6 +459,7 @@ pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
         ReportCmd::Merge { files, out } => (files, out),
         ReportCmd::Diff(args) => return crate::diff::run(args),
     };
+    kharness::kcidb::validate_origin(&out.kcidb_origin).map_err(CliError::Usage)?;
     for p in [&out.junit, &out.html].into_iter().flatten() {
         check_out_path("output", p)?;
     }
@@ -665,6 +677,7 @@ mod tests {
             format: MatrixFormat::Json,
             junit: None,
             html: None,
+            kcidb_origin: "kharness".into(),
         };
         match report(ReportCmd::Merge { files: vec![bad], out }) {
             Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),
