@@ -66,10 +66,7 @@ pub fn load(text: &str) -> Result<Side, String> {
         match v["type"].as_str() {
             Some("header") => host.release = v["kernel"]["release"].as_str().map(str::to_string),
             Some("result") => {
-                // A flaky result carries its last attempt's outcome apart.
-                if v["outcome"] == "flaky" {
-                    v["outcome"] = v["final_outcome"].take();
-                }
+                crate::report::json::unflake(&mut v);
                 let r: CaseReport =
                     serde_json::from_value(v).map_err(|e| format!("line {}: not a kharness result ({e})", n + 1))?;
                 let keep = match host.results.get(&r.case) {

@@ -121,6 +121,10 @@ pub struct MatrixArgs {
     /// Case processes for the host kernel (default: CPUs).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Run a failed case again, up to N times, on every kernel; one that
+    /// then passes is `flaky` in the table.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: usize,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -312,6 +316,12 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             )));
         }
     }
+    if args.retries > 100 {
+        return Err(CliError::Usage(format!(
+            "--retries {}: give a number of extra attempts from 0 to 100",
+            args.retries
+        )));
+    }
     if args.vm_timeout == 0 {
         return Err(CliError::Usage(
             "--vm-timeout 0: give a number of seconds above 0".into(),
@@ -437,6 +447,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             AccelArg::Tcg => Some(Accel::Tcg),
         },
         host_jobs: args.jobs.unwrap_or(cpus),
+        retries: args.retries,
     };
     // A run killed before its report is out leaves nothing in the cache
     // but finished kernel entries; once the report is out, its logs stay.

@@ -130,6 +130,26 @@ fn flaky_retries() -> Outcome {
         text(&o)
     );
 
+    // The matrix (here the host kernel, no VM) says flaky in its table.
+    fresh();
+    let cache = dir.join("cache");
+    let o = kharness(
+        &[
+            "matrix",
+            "host",
+            "--case",
+            "tcp.refused",
+            "--retries",
+            "1",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    ensure!(o.status.code() == Some(0), "{}", text(&o));
+    ensure!(out.contains("tcp.refused") && out.contains("flaky [1]"), "{out}");
+
     // A case that passes the first time is not retried and not flaky.
     let o = kharness(&["run", "tcp.refused", "--retries", "2", "--format", "json"], &[]);
     let r = lines(&o)

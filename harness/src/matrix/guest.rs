@@ -188,7 +188,7 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         timeout_scale: config.timeout_scale,
         repeat: 1,
         property: Default::default(),
-        retries: 0,
+        retries: config.retries,
     };
     runner::run(kernel, instances, &opts, &mut |ev: &Event| {
         let msg = match ev {

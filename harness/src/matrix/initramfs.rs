@@ -33,6 +33,9 @@ pub struct GuestConfig {
     pub jobs: usize,
     /// Case timeout multiplier.
     pub timeout_scale: f64,
+    /// Extra attempts of a failed case (`--retries`).
+    #[serde(default)]
+    pub retries: usize,
     /// Modules to load, in order (files `MODULE_DIR/NAME.ko`).
     pub modules: Vec<String>,
 }
@@ -120,6 +123,7 @@ mod tests {
             filters: vec!["tcp".into()],
             jobs: 1,
             timeout_scale: 8.0,
+            retries: 0,
             modules: vec!["veth".into()],
         };
         let init = dir.join("init");

@@ -358,12 +358,23 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
         }
     }
     let not_done = m.kernels.iter().filter(|k| k.status != KernelStatus::Completed).count();
+    let flaky = m
+        .kernels
+        .iter()
+        .flat_map(|k| &k.results)
+        .filter(|r| r.report.is_flaky())
+        .count();
     out.push('\n');
     let _ = writeln!(out, "{} passed, {} failed, {} skipped", totals[0], totals[1], totals[2]);
     let _ = writeln!(
         out,
-        "{} xfailed; {} of {} kernels did not complete",
+        "{} xfailed{}; {} of {} kernels did not complete",
         totals[3],
+        if flaky > 0 {
+            format!(" ({flaky} of the passes flaky)")
+        } else {
+            String::new()
+        },
         not_done,
         m.kernels.len()
     );

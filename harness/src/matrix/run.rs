@@ -54,6 +54,8 @@ pub struct MatrixOptions {
     pub accel: Option<Accel>,
     /// Case processes for the host kernel.
     pub host_jobs: usize,
+    /// Extra attempts of a failed case, on every kernel (`--retries`).
+    pub retries: usize,
 }
 
 /// What a kernel is doing.
@@ -399,6 +401,7 @@ fn run_vm_kernel(
         filters: opts.filters.clone(),
         jobs: smp,
         timeout_scale,
+        retries: opts.retries,
         modules: closure.load.iter().map(|(n, _)| n.clone()).collect(),
     };
     let initrd = dir.join("initramfs.cpio");
@@ -537,6 +540,7 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     });
     let mut cmd = Command::new(&opts.host_exe);
     cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()])
+        .args(["--retries", &opts.retries.to_string()])
         .args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     crate::sys::die_with_parent(&mut cmd);
