@@ -1,7 +1,8 @@
 //! `kharness`: parse arguments, run, map the result to an exit code.
 //!
 //! Exit codes (one map, in [`ExitCode`]):
-//! 0 every case passed, skipped or xfailed · 1 a case failed ·
+//! 0 every case passed, skipped, xfailed or was flaky · 1 a case failed (or
+//! was flaky, with `--flaky-fails`; `report diff`: something regressed) ·
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
