@@ -125,6 +125,9 @@ pub struct MatrixArgs {
     /// then passes is `flaky` in the table.
     #[arg(long, value_name = "N", default_value_t = 0)]
     retries: usize,
+    /// Exit 1 when a case was flaky on any kernel.
+    #[arg(long)]
+    flaky_fails: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -461,7 +464,11 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         c.finish();
     }
     written?;
-    Ok(to_exit(exit_code(&m)))
+    let flaky = m.kernels.iter().flat_map(|k| &k.results).any(|r| r.report.is_flaky());
+    Ok(match exit_code(&m) {
+        0 if args.flaky_fails && flaky => ExitCode::CaseFailed,
+        code => to_exit(code),
+    })
 }
 
 /// `kharness report merge`.

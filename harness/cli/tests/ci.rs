@@ -149,6 +149,22 @@ fn flaky_retries() -> Outcome {
     let out = String::from_utf8_lossy(&o.stdout);
     ensure!(o.status.code() == Some(0), "{}", text(&o));
     ensure!(out.contains("tcp.refused") && out.contains("flaky [1]"), "{out}");
+    fresh();
+    let o = kharness(
+        &[
+            "matrix",
+            "host",
+            "--case",
+            "tcp.refused",
+            "--retries",
+            "1",
+            "--flaky-fails",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        &env,
+    );
+    ensure!(o.status.code() == Some(1), "matrix --flaky-fails: {}", text(&o));
 
     // A case that passes the first time is not retried and not flaky.
     let o = kharness(&["run", "tcp.refused", "--retries", "2", "--format", "json"], &[]);
