@@ -58,6 +58,8 @@ impl<W: Write> Human<W> {
             Outcome::Fail => ("1;31", "FAIL"),
             Outcome::Skip => ("33", "SKIP"),
             Outcome::Xfail => ("36", "XFAIL"),
+            #[allow(unreachable_patterns)] // outcomes added later print their own label
+            other => ("36", other.label()),
         }
     }
 
