@@ -5,7 +5,8 @@
 # Installs QEMU when missing, builds the static kharness for the guests'
 # /init, runs the matrix, prints the table, and leaves the reports in
 # target/matrix/: matrix.json (input of `kharness report merge`),
-# matrix.html, matrix.xml (JUnit), matrix.md. Kernels are cached under
+# matrix.html, matrix.xml (JUnit), matrix.md, matrix.kcidb.json (KCIDB 5.3,
+# validated by ci/ci-workflow.sh). Kernels are cached under
 # ~/.cache/kharness (or $XDG_CACHE_HOME/kharness): a second run downloads
 # nothing. Exit code: that of `kharness matrix` (0 ok, 1 a case failed,
 # 2 usage/configuration, 69 a kernel could not be fetched or booted).
@@ -34,6 +35,7 @@ code=$?
 set -e
 if [ -s "$out/matrix.json" ]; then
 	"$bin" report merge "$out/matrix.json" --format markdown >"$out/matrix.md" || true
+	"$bin" report merge "$out/matrix.json" --format kcidb >"$out/matrix.kcidb.json" || true
 	"$bin" report merge "$out/matrix.json" || true
 fi
 echo "ci/matrix.sh: reports in $out/ (exit $code)"

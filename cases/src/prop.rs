@@ -128,7 +128,7 @@ impl Property {
         } else {
             self.quick_cases
         });
-        ctx.observe("property.seed", settings.seed());
+        ctx.observe_volatile("property.seed", settings.seed());
         ctx.observe("property.cases", cases);
         ctx.observe("property.explore", settings.explore);
         let sequences = std::cell::Cell::new(0u32);

@@ -141,10 +141,89 @@ pub struct CaseReport {
     /// `kharness run --repeat N` runs the catalog N times).
     #[serde(default = "first_repetition")]
     pub repetition: usize,
+    /// Observations whose value legitimately differs from run to run
+    /// (ports, inodes, pids, timings, seeds): names, or globs with `*`.
+    /// `kharness report diff` leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volatile: Vec<String>,
+    /// With `kharness run --retries N`: the attempts before this one, which
+    /// failed, in order (this report is the last attempt). A report whose
+    /// earlier attempts failed and whose own outcome is not a failure is
+    /// flaky ([`CaseReport::is_flaky`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
 }
 
 fn first_repetition() -> usize {
     1
+}
+
+/// One failed attempt of a case instance that was run again (`--retries`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based number of the attempt.
+    pub attempt: usize,
+    /// Its outcome (a failure: only failed attempts are retried).
+    pub outcome: Outcome,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Wall time of its case process.
+    pub duration_ms: u64,
+    /// Its failed predictions.
+    #[serde(default)]
+    pub mismatches: Vec<Mismatch>,
+    /// What it observed.
+    #[serde(default)]
+    pub observations: BTreeMap<String, Value>,
+}
+
+impl Attempt {
+    /// The attempt `n` (1-based) that produced `r`.
+    pub fn of(n: usize, r: &CaseReport) -> Attempt {
+        Attempt {
+            attempt: n,
+            outcome: r.outcome,
+            reason: r.reason.clone(),
+            duration_ms: r.duration_ms,
+            mismatches: r.mismatches.clone(),
+            observations: r.observations.clone(),
+        }
+    }
+}
+
+impl CaseReport {
+    /// Failed at first and then did not: retried (`--retries`) and the last
+    /// attempt passed (or skipped, or xfailed).
+    pub fn is_flaky(&self) -> bool {
+        !self.attempts.is_empty() && self.outcome != Outcome::Fail
+    }
+
+    /// The outcome's word as the reporters print it, lower case: the
+    /// outcome's own, or `flaky`.
+    pub fn verdict(&self) -> String {
+        if self.is_flaky() {
+            "flaky".to_string()
+        } else {
+            self.outcome.label().to_lowercase()
+        }
+    }
+
+    /// Whether observation `name` was marked volatile (exactly or by a glob).
+    pub fn is_volatile(&self, name: &str) -> bool {
+        self.volatile
+            .iter()
+            .any(|v| volatile_match(v.as_bytes(), name.as_bytes()))
+    }
+}
+
+/// `*` matches any run of characters; everything else itself.
+fn volatile_match(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => volatile_match(&p[1..], s) || (!s.is_empty() && volatile_match(p, &s[1..])),
+        (Some(a), Some(b)) if a == b => volatile_match(&p[1..], &s[1..]),
+        _ => false,
+    }
 }
 
 /// Everything a running case gets and records.
@@ -160,6 +239,7 @@ pub struct Ctx {
     predictions: Vec<Prediction>,
     known_difference: Option<(String, String)>,
     notes: Vec<String>,
+    volatile: Vec<String>,
 }
 
 impl Ctx {
@@ -173,6 +253,7 @@ impl Ctx {
             predictions: Vec::new(),
             known_difference: None,
             notes: Vec::new(),
+            volatile: Vec::new(),
         }
     }
 
@@ -185,6 +266,24 @@ impl Ctx {
     pub fn observe_opt<T: Into<Value>>(&mut self, name: impl Into<String>, value: Option<T>) {
         let v = value.map(Into::into).unwrap_or(Value::Null);
         self.observations.insert(name.into(), v);
+    }
+
+    /// Records an observation whose value legitimately differs from run to
+    /// run on the same kernel (a port, an inode, a pid, a timing, a seed):
+    /// `kharness report diff` does not call its change a difference.
+    pub fn observe_volatile(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        let name = name.into();
+        self.mark_volatile(name.clone());
+        self.observe(name, value);
+    }
+
+    /// Marks observations volatile (see [`Ctx::observe_volatile`]) by name
+    /// or by a glob with `*` (`"*.moved.*"`), whether recorded yet or not.
+    pub fn mark_volatile(&mut self, pattern: impl Into<String>) {
+        let p = pattern.into();
+        if !self.volatile.contains(&p) {
+            self.volatile.push(p);
+        }
     }
 
     /// The model's claim about the observation `name`.
@@ -276,6 +375,8 @@ impl Ctx {
             checks,
             notes: self.notes,
             repetition: 1,
+            volatile: self.volatile,
+            attempts: Vec::new(),
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct Summary {
     pub skipped: usize,
     /// Cases that failed on a named kernel difference.
     pub xfailed: usize,
+    /// Cases that failed and then passed when run again (`--retries`);
+    /// not counted in `passed`.
+    #[serde(default)]
+    pub flaky: usize,
     /// Wall time of the whole run.
     pub duration_ms: u64,
 }
@@ -59,9 +63,18 @@ impl Summary {
         }
     }
 
+    /// Counts one result: flaky apart, the others by their outcome.
+    pub fn count(&mut self, r: &CaseReport) {
+        if r.is_flaky() {
+            self.flaky += 1;
+        } else {
+            self.add(r.outcome);
+        }
+    }
+
     /// Total results.
     pub fn total(&self) -> usize {
-        self.passed + self.failed + self.skipped + self.xfailed
+        self.passed + self.failed + self.skipped + self.xfailed + self.flaky
     }
 }
 
@@ -107,6 +120,10 @@ pub struct CaseSummary {
     pub skipped: usize,
     /// Xfailed repetitions.
     pub xfailed: usize,
+    /// Repetitions that failed and then passed when run again (counted
+    /// under their final outcome too).
+    #[serde(default)]
+    pub flaky: usize,
     /// The repetitions that failed (1-based), in order.
     pub failed_repetitions: Vec<usize>,
     /// Duration of the case process over the repetitions.
@@ -123,6 +140,7 @@ impl CaseSummary {
             failed: 0,
             skipped: 0,
             xfailed: 0,
+            flaky: 0,
             failed_repetitions: Vec::new(),
             duration_ms: Spread::default(),
         }
@@ -132,6 +150,9 @@ impl CaseSummary {
     /// from every duration at once).
     pub fn count(&mut self, r: &CaseReport) {
         self.runs += 1;
+        if r.is_flaky() {
+            self.flaky += 1;
+        }
         match r.outcome {
             Outcome::Pass => self.passed += 1,
             Outcome::Fail => {

@@ -790,6 +790,8 @@ mod tests {
             checks: 3,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
+            attempts: vec![],
         }
     }
 

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::case::{CaseDef, CaseReport, Ctx, Outcome};
+use crate::case::{Attempt, CaseDef, CaseReport, Ctx, Outcome};
 use crate::event::{CaseSummary, Event, RunHeader, Spread, Summary};
 use crate::kernel::KernelInfo;
 use crate::property::PropertySettings;
@@ -97,6 +97,9 @@ pub struct RunOptions {
     pub repeat: usize,
     /// Seed, sequence count and explore mode for the property cases.
     pub property: PropertySettings,
+    /// A failed case instance runs again, up to this many times; one that
+    /// then passes is flaky (its failed attempts are kept in its report).
+    pub retries: usize,
 }
 
 /// Runs every instance (`opts.repeat` times) and streams events to `sink`;
@@ -149,7 +152,7 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
                     },
                 ));
                 health.case_started(k, &inst.name);
-                let mut report = run_child(inst, opts);
+                let mut report = run_with_retries(inst, opts);
                 health.case_finished(k, &mut report);
                 report.repetition = rep;
                 let _ = tx.send((i, Event::CaseFinished(report)));
@@ -158,7 +161,7 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
         drop(tx);
         for (i, ev) in rx {
             if let Event::CaseFinished(r) = &ev {
-                summary.add(r.outcome);
+                summary.count(r);
                 if let Some((tally, durations)) = tallies.get_mut(i) {
                     tally.count(r);
                     durations.push(r.duration_ms);
@@ -174,6 +177,19 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
     summary.duration_ms = started.elapsed().as_millis() as u64;
     sink(&Event::RunFinished(summary));
     summary
+}
+
+/// Runs `inst`, and again while it fails, up to `opts.retries` more times;
+/// the failed attempts before the last go into its report.
+fn run_with_retries(inst: &Instance, opts: &RunOptions) -> CaseReport {
+    let mut report = run_child(inst, opts);
+    let mut attempts = Vec::new();
+    while report.outcome == Outcome::Fail && attempts.len() < opts.retries {
+        attempts.push(Attempt::of(attempts.len() + 1, &report));
+        report = run_child(inst, opts);
+    }
+    report.attempts = attempts;
+    report
 }
 
 fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
@@ -216,6 +232,8 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
             checks: 0,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
+            attempts: vec![],
         }
     };
     let mut child = match cmd.spawn() {
@@ -292,6 +310,8 @@ pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>, prop
         Some(v) => format!("{}[{}]", def.id, v),
         None => def.id.to_string(),
     };
+    // Before private_tmp: the switch's directory may be under the temp dir.
+    let injected_failure = test_flaky_first_attempt(&name);
     let scratch = private_tmp();
     let kernel = KernelInfo::probe();
     let mut ctx = Ctx::new(kernel, variant);
@@ -304,7 +324,46 @@ pub fn run_in_process(def: &'static CaseDef, variant: Option<&'static str>, prop
     }
     let start = Instant::now();
     let result = (def.run)(&mut ctx);
+    if injected_failure {
+        ctx.check_eq(
+            "kharness.test_flaky.first_attempt",
+            "passes",
+            "failed on purpose",
+            "the test-only fault switch KHARNESS_TEST_FLAKY",
+        );
+    }
     ctx.finish(name, result, start.elapsed())
+}
+
+/// TEST ONLY: the fault switch behind the `--retries` and `report diff`
+/// tests. With `KHARNESS_TEST_FLAKY=DIR` in the environment, the first
+/// attempt of every case instance run (or only of the instance named by
+/// `KHARNESS_TEST_FLAKY_CASE`) fails on a check of its own (a file per
+/// instance in DIR remembers that the first attempt happened), so the
+/// attempt after it — a retry — passes: a flaky case, or without
+/// `--retries` an injected failure, on demand. Never set it outside tests.
+fn test_flaky_first_attempt(name: &str) -> bool {
+    let Some(dir) = std::env::var_os("KHARNESS_TEST_FLAKY") else {
+        return false;
+    };
+    if std::env::var("KHARNESS_TEST_FLAKY_CASE").is_ok_and(|only| only != name) {
+        return false;
+    }
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(std::path::Path::new(&dir).join(file))
+        .is_ok()
 }
 
 /// Gives this process (and the threads and processes it starts from now on)

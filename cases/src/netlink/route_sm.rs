@@ -1421,10 +1421,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     }
     let tally = RefCell::new(Tally::default());
     let sequences = Cell::new(0u64);
-    let found = PROPERTY.run(ctx, |deep| prop::collection::vec(op_strategy(), 1..=if deep { 40 } else { 12 }), |ops| {
-        sequences.set(sequences.get() + 1);
-        run_sequence(&rt, &ops, &mut tally.borrow_mut(), None)
-    });
+    let found = PROPERTY.run(
+        ctx,
+        |deep| prop::collection::vec(op_strategy(), 1..=if deep { 40 } else { 12 }),
+        |ops| {
+            sequences.set(sequences.get() + 1);
+            run_sequence(&rt, &ops, &mut tally.borrow_mut(), None)
+        },
+    );
     let t = tally.into_inner();
     ctx.observe("steps_run", t.steps);
     ctx.observe("steps_skipped_ipv6_dump_defect", t.skipped_hazard);

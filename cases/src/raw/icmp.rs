@@ -168,6 +168,8 @@ pub static ICMP_ECHO: CaseDef = CaseDef {
 };
 
 fn run_echo(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: the echo id is the socket's ephemeral port.
+    ctx.mark_volatile("reply.id");
     let net = net3(Net3Opts::default())?;
     let s_before = mib(net.sender())?;
     let r_before = mib(net.receiver())?;

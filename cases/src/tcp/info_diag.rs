@@ -48,6 +48,25 @@ fn find(dump: &[InetDiagMsg], src: std::net::SocketAddr, dst: std::net::SocketAd
 }
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: pacing and delivery rates and the time spent limited follow the machine's load.
+    ctx.mark_volatile("*.tcpi_pacing_rate");
+    ctx.mark_volatile("*.tcpi_delivery_rate");
+    ctx.mark_volatile("*.tcpi_rwnd_limited");
+    ctx.mark_volatile("*.tcpi_busy_time");
+    ctx.mark_volatile("*.tcpi_sndbuf_limited");
+    // Volatile for `report diff`: a spurious retransmission under load moves the segment counts.
+    ctx.mark_volatile("*.tcpi_bytes_retrans");
+    ctx.mark_volatile("*.tcpi_total_retrans");
+    ctx.mark_volatile("*.tcpi_retrans");
+    ctx.mark_volatile("*.tcpi_dsack_dups");
+    ctx.mark_volatile("*.tcpi_segs_out");
+    ctx.mark_volatile("*.tcpi_segs_in");
+    ctx.mark_volatile("*.tcpi_data_segs_out");
+    ctx.mark_volatile("*.tcpi_data_segs_in");
+    ctx.mark_volatile("*.tcpi_delivered");
+    ctx.mark_volatile("*.tcpi_bytes_sent");
+    ctx.mark_volatile("*.tcpi_bytes_acked");
+    ctx.mark_volatile("*.tcpi_snd_cwnd");
     let mut conn = connect(
         Path::Veth,
         &ConnOpts {

@@ -43,6 +43,8 @@ pub static NOTSENT_LOWAT: CaseDef = CaseDef {
 };
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: the send buffer is autotuned as the fill goes.
+    ctx.mark_volatile("fill.sndbuf");
     let by_sysctl = ctx.variant == Some("sysctl");
     let mut opts = ConnOpts {
         server_rcvbuf: Some(4096),

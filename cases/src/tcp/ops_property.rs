@@ -122,6 +122,12 @@ impl Op {
 }
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: how many operations fit in the time budget varies.
+    ctx.mark_volatile("operations_run");
+    // Volatile for `report diff`: the send queue's accounting at each step follows the ACK timing.
+    ctx.mark_volatile("*.meminfo.fwd_alloc");
+    ctx.mark_volatile("*.meminfo.wmem_queued");
+    ctx.mark_volatile("*.wmem_queued");
     let kernel = ctx.kernel.clone();
     let ops_run = std::cell::Cell::new(0usize);
     let found = PROPERTY.run(

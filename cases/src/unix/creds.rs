@@ -101,6 +101,12 @@ fn without_cap<T: Send>(cap: Capability, f: impl FnOnce() -> T + Send) -> Result
 }
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: credentials carry this run's pid and tid.
+    ctx.mark_volatile("so_peercred.*");
+    ctx.mark_volatile("implicit.main_thread");
+    ctx.mark_volatile("implicit.second_thread");
+    ctx.mark_volatile("implicit.sender_thread_tid");
+    ctx.mark_volatile("explicit_own.received");
     guarded(ctx, |ctx| {
         let me = serde_json::json!([getpid().as_raw(), getuid().as_raw(), getgid().as_raw()]);
         let (a, b) = pair(SockType::Stream)?;

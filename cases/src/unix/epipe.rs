@@ -114,6 +114,8 @@ fn record(ctx: &mut Ctx, label: &str, s: &Step, errno: &str, signal: bool) {
 }
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: the signal carries this run's pid.
+    ctx.mark_volatile("*.si_pid");
     guarded(ctx, |ctx| {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGPIPE);

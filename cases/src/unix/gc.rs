@@ -48,6 +48,9 @@ pub static INFLIGHT_GC: CaseDef = CaseDef {
 };
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: inode numbers and collector runs differ per run.
+    ctx.mark_volatile("collector.triggers");
+    ctx.mark_volatile("cycle.unix_diag.peers");
     guarded(ctx, |ctx| {
         let ns = NetNs::new("unix-gc")?;
         let diag = ns.netlink(NETLINK_SOCK_DIAG)?;

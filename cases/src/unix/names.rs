@@ -142,6 +142,12 @@ fn inode(fd: &OwnedFd) -> io::Result<u64> {
 }
 
 fn run_abstract(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: the socket paths carry this run's pid.
+    ctx.mark_volatile("abstract.proc_net_unix.path");
+    ctx.mark_volatile("abstract.unix_diag.name");
+    ctx.mark_volatile("abstract.getsockname_name");
+    ctx.mark_volatile("pathname.proc_net_unix.path");
+    ctx.mark_volatile("pathname.unix_diag.name");
     guarded(ctx, |ctx| {
         let dir = std::env::temp_dir().join(format!("kharness-unix-abstract-{}", std::process::id()));
         std::fs::create_dir(&dir)?;
@@ -393,6 +399,10 @@ fn eprototype_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> 
 }
 
 fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
+    // Volatile for `report diff`: autobind names and UDP ports are allocated per run.
+    ctx.mark_volatile("udp.recvfrom_port");
+    ctx.mark_volatile("udp.sender.port_after");
+    ctx.mark_volatile("passcred.sender.name");
     guarded(ctx, |ctx| {
         let ns = NetNs::new("unix-autobind")?;
         let diag = ns.netlink(NETLINK_SOCK_DIAG)?;

@@ -910,7 +910,10 @@ impl Loopback {
     fn new() -> Result<Loopback, CaseError> {
         // 198.18.0.1/32 on the namespace's own lo (as tcp.fill[loopback]):
         // the test addresses only, even on loopback.
-        let topo = Topology::builder().ns("oob").addr("oob", "lo", "198.18.0.1/32").build()?;
+        let topo = Topology::builder()
+            .ns("oob")
+            .addr("oob", "lo", "198.18.0.1/32")
+            .build()?;
         let listener = topo
             .ns("oob")
             .run(|| TcpListener::bind("198.18.0.1:0"))
@@ -1249,23 +1252,27 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let differences = RefCell::new(BTreeMap::<Difference, u32>::new());
         // Per defect: sequences that ran into it, and the first of them.
         let defects = RefCell::new(BTreeMap::<Defect, (u32, Vec<Op>)>::new());
-        let found = PROPERTY.run(ctx, |deep| proptest::collection::vec(op(), 1..if deep { 40 } else { 12 }), |ops| {
-            ops_run.set(ops_run.get() + ops.len());
-            let mut scratch = Ctx::new(kernel.clone(), None);
-            let end = run_sequence(&lo, &ops, &mut scratch, "")?;
-            for d in end.differences {
-                *differences.borrow_mut().entry(d).or_default() += 1;
-            }
-            let mut counted = BTreeSet::new();
-            for (defect, step, _) in end.defects {
-                if counted.insert(defect) {
-                    let mut m = defects.borrow_mut();
-                    let e = m.entry(defect).or_insert_with(|| (0, ops[..=step].to_vec()));
-                    e.0 += 1;
+        let found = PROPERTY.run(
+            ctx,
+            |deep| proptest::collection::vec(op(), 1..if deep { 40 } else { 12 }),
+            |ops| {
+                ops_run.set(ops_run.get() + ops.len());
+                let mut scratch = Ctx::new(kernel.clone(), None);
+                let end = run_sequence(&lo, &ops, &mut scratch, "")?;
+                for d in end.differences {
+                    *differences.borrow_mut().entry(d).or_default() += 1;
                 }
-            }
-            Ok(())
-        });
+                let mut counted = BTreeSet::new();
+                for (defect, step, _) in end.defects {
+                    if counted.insert(defect) {
+                        let mut m = defects.borrow_mut();
+                        let e = m.entry(defect).or_insert_with(|| (0, ops[..=step].to_vec()));
+                        e.0 += 1;
+                    }
+                }
+                Ok(())
+            },
+        );
         ctx.observe("operations_run", ops_run.get() as u64);
         for d in Difference::ALL {
             let n = differences.borrow().get(&d).copied().unwrap_or(0);

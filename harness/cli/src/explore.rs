@@ -117,6 +117,7 @@ pub(crate) fn explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
             timeout_scale: 1.0,
             repeat: 1,
             property: Default::default(),
+            retries: 0,
         },
     };
     let mut out = std::io::stdout().lock();

@@ -1,10 +1,12 @@
 //! `kharness`: parse arguments, run, map the result to an exit code.
 //!
 //! Exit codes (one map, in [`ExitCode`]):
-//! 0 every case passed, skipped or xfailed · 1 a case failed ·
+//! 0 every case passed, skipped, xfailed or was flaky · 1 a case failed (or
+//! was flaky, with `--flaky-fails`; `report diff`: something regressed) ·
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
+mod diff;
 mod explore;
 mod matrix;
 
@@ -60,6 +62,8 @@ const AFTER: &str = "Examples:
   kharness run tcp.fill --verbose  one case, every observed figure printed
   kharness run --repeat 50         every case 50 times: pass counts, duration spread
   kharness explore --time 5m       the property cases with fresh seeds, deeper sequences
+  kharness run --retries 2         a failed case runs again; failed-then-passed is flaky
+  kharness report diff base.json new.json   regressions, fixes, changed figures
   kharness list                    what there is
   kharness explain tcp.fill        what a case drives, observes and predicts
 
@@ -87,6 +91,8 @@ enum Format {
     Json,
     /// TAP version 13, as kselftest prints it.
     Tap,
+    /// One KCIDB submission (schema 5.3), written when the run ends (`run` only).
+    Kcidb,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +122,16 @@ enum Cmd {
         /// pass count and duration spread. Exit 1 if any repetition failed.
         #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1)]
         repeat: i64,
+        /// Run a failed case again, up to N times; one that then passes is
+        /// `flaky` (exit 0 unless --flaky-fails), every attempt in its report.
+        #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 0)]
+        retries: i64,
+        /// Exit 1 when a case was flaky.
+        #[arg(long)]
+        flaky_fails: bool,
+        /// The origin of KCIDB ids (`--format kcidb`).
+        #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
+        kcidb_origin: String,
         #[command(flatten)]
         property: PropertyArgs,
     },
@@ -152,7 +168,7 @@ Exit codes: 0 ok, 1 a case failed (or a kernel crashed or hung during the
 catalog), 2 usage or configuration error (an unknown kernel name too: the
 others still run), 69 a kernel could not be fetched or booted.")]
     Matrix(Box<matrix::MatrixArgs>),
-    /// Work with matrix reports.
+    /// Work with reports: merge matrix shards, compare with a baseline.
     Report {
         #[command(subcommand)]
         command: matrix::ReportCmd,
@@ -298,11 +314,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             verbose,
             timeout_scale,
             repeat,
+            retries,
+            flaky_fails,
+            kcidb_origin,
             property,
         } => {
+            kharness::kcidb::validate_origin(&kcidb_origin).map_err(CliError::Usage)?;
             let property = property.settings()?;
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
+            let retries = validate_retries(retries)?;
             if !(timeout_scale.is_finite() && timeout_scale > 0.0 && timeout_scale <= 1000.0) {
                 return Err(CliError::Usage(format!(
                     "--timeout-scale {timeout_scale} must be a number in (0, 1000]"
@@ -323,6 +344,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 Format::Human => reporters.push(Box::new(Human::new(stdout.lock(), color, verbose))),
                 Format::Json => reporters.push(Box::new(Json::new(stdout.lock()))),
                 Format::Tap => reporters.push(Box::new(Tap::new(stdout.lock()))),
+                Format::Kcidb => reporters.push(Box::new(kharness::kcidb::Reporter::new(
+                    stdout.lock(),
+                    &kcidb_origin,
+                    instances.iter().map(|i| i.name.clone()).collect(),
+                ))),
             }
             if let Some(p) = junit {
                 reporters.push(Box::new(Junit::new(p)));
@@ -335,6 +361,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 timeout_scale,
                 repeat,
                 property,
+                retries,
             };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
                 if progress {
@@ -352,13 +379,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(e) = write_errors.first() {
                 return Err(CliError::Harness(format!("cannot write the report: {e}")));
             }
-            Ok(if summary.failed > 0 {
+            Ok(if summary.failed > 0 || (flaky_fails && summary.flaky > 0) {
                 ExitCode::CaseFailed
             } else {
                 ExitCode::Ok
             })
         }
         Cmd::List { filters, format } => {
+            if matches!(format, Format::Kcidb) {
+                return Err(CliError::Usage(
+                    "`list --format kcidb`: KCIDB holds results; list in `human` or `json`".into(),
+                ));
+            }
             let instances = select_nonempty(&filters)?;
             let mut out = std::io::stdout().lock();
             for inst in instances {
@@ -444,6 +476,19 @@ fn validate_repeat(repeat: i64) -> Result<usize, CliError> {
     } else {
         Err(CliError::Usage(format!(
             "--repeat {repeat} is out of range; give a number of runs from 1 to {MAX_REPEAT}"
+        )))
+    }
+}
+
+/// Most retries of a failed case.
+const MAX_RETRIES: i64 = 100;
+
+fn validate_retries(retries: i64) -> Result<usize, CliError> {
+    if (0..=MAX_RETRIES).contains(&retries) {
+        Ok(retries as usize)
+    } else {
+        Err(CliError::Usage(format!(
+            "--retries {retries} is out of range; give a number of extra attempts from 0 to {MAX_RETRIES}"
         )))
     }
 }

@@ -35,6 +35,9 @@ pub enum MatrixFormat {
     Json,
     /// A markdown table with footnotes.
     Markdown,
+    /// One KCIDB submission (schema 5.3): a checkout and a build per kernel,
+    /// a test per case instance.
+    Kcidb,
 }
 
 /// How guests are accelerated.
@@ -60,6 +63,9 @@ pub struct OutputArgs {
     /// Also write a self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// The origin of KCIDB ids (`--format kcidb`).
+    #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
+    kcidb_origin: String,
 }
 
 /// `kharness matrix`.
@@ -119,6 +125,13 @@ pub struct MatrixArgs {
     /// kernel (`90s`, `5m`); what was found goes into the table.
     #[arg(long, value_name = "DURATION")]
     explore: Option<String>,
+    /// Run a failed case again, up to N times, on every kernel; one that
+    /// then passes is `flaky` in the table.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: usize,
+    /// Exit 1 when a case was flaky on any kernel.
+    #[arg(long)]
+    flaky_fails: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -134,6 +147,11 @@ pub enum ReportCmd {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Compare two reports (run or matrix JSON): regressions, fixes, new and
+    /// removed cases, other outcome changes and moved figures. Exit 1 when
+    /// a case regressed (pass, xfail, skip or flaky → fail) or a kernel no
+    /// longer completes.
+    Diff(crate::diff::DiffArgs),
 }
 
 fn catalog_order() -> Vec<String> {
@@ -250,6 +268,10 @@ fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
         MatrixFormat::Human => report::text(m, &order, color),
         MatrixFormat::Json => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
         MatrixFormat::Markdown => report::markdown(m, &order),
+        MatrixFormat::Kcidb => {
+            let doc = kharness::kcidb::submission(m, &out.kcidb_origin, &kharness::kcidb::run_id(), &order);
+            serde_json::to_string_pretty(&doc).expect("submission serialises") + "\n"
+        }
     };
     let harness = |e: std::io::Error, what: &str| CliError::Harness(format!("cannot write {what}: {e}"));
     let _ = stdout.lock().write_all(text.as_bytes());
@@ -274,6 +296,7 @@ fn to_exit(code: i32) -> ExitCode {
 /// `kharness matrix`.
 pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     // Validate everything before anything is fetched or booted.
+    kharness::kcidb::validate_origin(&args.out.kcidb_origin).map_err(CliError::Usage)?;
     for p in [&args.out.junit, &args.out.html].into_iter().flatten() {
         check_out_path(
             if Some(p) == args.out.junit.as_ref() {
@@ -321,6 +344,12 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             Some((budget, ids))
         }
     };
+    if args.retries > 100 {
+        return Err(CliError::Usage(format!(
+            "--retries {}: give a number of extra attempts from 0 to 100",
+            args.retries
+        )));
+    }
     if args.vm_timeout == 0 {
         return Err(CliError::Usage(
             "--vm-timeout 0: give a number of seconds above 0".into(),
@@ -447,6 +476,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         },
         host_jobs: args.jobs.unwrap_or(cpus),
         explore,
+        retries: args.retries,
     };
     // A run killed before its report is out leaves nothing in the cache
     // but finished kernel entries; once the report is out, its logs stay.
@@ -460,12 +490,20 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         c.finish();
     }
     written?;
-    Ok(to_exit(exit_code(&m)))
+    let flaky = m.kernels.iter().flat_map(|k| &k.results).any(|r| r.report.is_flaky());
+    Ok(match exit_code(&m) {
+        0 if args.flaky_fails && flaky => ExitCode::CaseFailed,
+        code => to_exit(code),
+    })
 }
 
 /// `kharness report merge`.
 pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
-    let ReportCmd::Merge { files, out } = cmd;
+    let (files, out) = match cmd {
+        ReportCmd::Merge { files, out } => (files, out),
+        ReportCmd::Diff(args) => return crate::diff::run(args),
+    };
+    kharness::kcidb::validate_origin(&out.kcidb_origin).map_err(CliError::Usage)?;
     for p in [&out.junit, &out.html].into_iter().flatten() {
         check_out_path("output", p)?;
     }
@@ -683,6 +721,7 @@ mod tests {
             format: MatrixFormat::Json,
             junit: None,
             html: None,
+            kcidb_origin: "kharness".into(),
         };
         match report(ReportCmd::Merge { files: vec![bad], out }) {
             Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),

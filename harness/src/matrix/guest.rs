@@ -188,6 +188,7 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         timeout_scale: config.timeout_scale,
         repeat: 1,
         property: Default::default(),
+        retries: config.retries,
     };
     // Case start/end markers on the console, for the host to attribute
     // console splats to cases (crate::health).

@@ -33,6 +33,9 @@ pub struct GuestConfig {
     pub jobs: usize,
     /// Case timeout multiplier.
     pub timeout_scale: f64,
+    /// Extra attempts of a failed case (`--retries`).
+    #[serde(default)]
+    pub retries: usize,
     /// Modules to load, in order (files `MODULE_DIR/NAME.ko`).
     pub modules: Vec<String>,
     /// After the catalog, explore these property cases for this long
@@ -133,6 +136,7 @@ mod tests {
             filters: vec!["tcp".into()],
             jobs: 1,
             timeout_scale: 8.0,
+            retries: 0,
             modules: vec!["veth".into()],
             explore: None,
         };

@@ -102,6 +102,9 @@ pub fn decode(line: &str) -> Result<Option<Message>, String> {
             ))
         }
     }
+    if v["type"] == "result" {
+        crate::report::json::unflake(&mut v);
+    }
     serde_json::from_value(v)
         .map(Some)
         .map_err(|e| format!("malformed message: {e}"))

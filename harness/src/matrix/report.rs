@@ -24,7 +24,8 @@ use crate::case::Outcome;
 /// One cell of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
-    /// `pass`, `fail`, `skip`, `xfail`, or `—` (not run).
+    /// `pass`, `fail`, `skip`, `xfail`, `flaky` (failed, then passed on a
+    /// retry), or `—` (not run).
     pub label: &'static str,
     /// Outcome, if the case ran.
     pub outcome: Option<Outcome>,
@@ -89,10 +90,24 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
                         _ => None,
                     };
                     let label = match r.report.outcome {
+                        _ if r.report.is_flaky() => "flaky",
                         Outcome::Pass => "pass",
                         Outcome::Fail => "FAIL",
                         Outcome::Skip => "skip",
                         Outcome::Xfail => "xfail",
+                    };
+                    let note = match (note, r.report.attempts.first()) {
+                        (None, Some(a)) if r.report.is_flaky() => Some(note_for(
+                            &k.name,
+                            case,
+                            format!(
+                                "flaky: failed {} time(s) before passing; attempt {}: {}",
+                                r.report.attempts.len(),
+                                a.attempt,
+                                a.reason.clone().unwrap_or_default()
+                            ),
+                        )),
+                        (n, _) => n,
                     };
                     Cell {
                         label,
@@ -374,12 +389,23 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
         }
     }
     let not_done = m.kernels.iter().filter(|k| k.status != KernelStatus::Completed).count();
+    let flaky = m
+        .kernels
+        .iter()
+        .flat_map(|k| &k.results)
+        .filter(|r| r.report.is_flaky())
+        .count();
     out.push('\n');
     let _ = writeln!(out, "{} passed, {} failed, {} skipped", totals[0], totals[1], totals[2]);
     let _ = writeln!(
         out,
-        "{} xfailed; {} of {} kernels did not complete",
+        "{} xfailed{}; {} of {} kernels did not complete",
         totals[3],
+        if flaky > 0 {
+            format!(" ({flaky} of the passes flaky)")
+        } else {
+            String::new()
+        },
         not_done,
         m.kernels.len()
     );
@@ -411,6 +437,7 @@ pub fn markdown(m: &Matrix, order: &[String]) -> String {
                 Some(Outcome::Xfail) => "⚠️ ",
                 None => "",
             };
+            let icon = if c.label == "flaky" { "🔁 " } else { icon };
             let note = c.note.map(|n| format!(" [^{n}]")).unwrap_or_default();
             let _ = write!(out, " {icon}{}{note} |", c.label);
         }
@@ -596,11 +623,19 @@ pub fn junit(m: &Matrix) -> String {
                     s
                 }
             };
+            let mut status = status;
+            crate::report::junit::add_attempts(&mut status, rep);
             let mut tc = TestCase::new(rep.case.clone(), status);
             tc.set_classname(format!("kharness.{}.{family}", k.name));
             tc.set_time(Duration::from_millis(rep.duration_ms));
             tc.set_assertions(rep.checks);
-            if rep.outcome == Outcome::Xfail {
+            if rep.is_flaky() {
+                tc.set_system_out(format!(
+                    "FLAKY: failed {} time(s), then {}",
+                    rep.attempts.len(),
+                    rep.outcome.label()
+                ));
+            } else if rep.outcome == Outcome::Xfail {
                 tc.set_system_out(format!("XFAIL: {}", rep.reason.clone().unwrap_or_default()));
             }
             suite.add_test_case(tc);

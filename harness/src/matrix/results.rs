@@ -308,6 +308,8 @@ impl Recorder {
                 checks: 0,
                 notes: vec![],
                 repetition: 1,
+                volatile: vec![],
+                attempts: vec![],
             };
             let tcp_info_len = run.kernel.as_ref().map(|k| k.tcp_info_len).unwrap_or(0);
             run.results.push(MatrixResult { report, tcp_info_len });
@@ -410,6 +412,8 @@ pub(crate) mod tests {
             checks: 3,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
+            attempts: vec![],
         }
     }
 

@@ -57,6 +57,8 @@ pub struct MatrixOptions {
     /// `--explore`: after the catalog, explore these property cases for
     /// this long on every kernel (the wall-clock limit grows by as much).
     pub explore: Option<(Duration, Vec<String>)>,
+    /// Extra attempts of a failed case, on every kernel (`--retries`).
+    pub retries: usize,
 }
 
 /// What a kernel is doing.
@@ -402,6 +404,7 @@ fn run_vm_kernel(
         filters: opts.filters.clone(),
         jobs: smp,
         timeout_scale,
+        retries: opts.retries,
         modules: closure.load.iter().map(|(n, _)| n.clone()).collect(),
         explore: opts
             .explore
@@ -550,6 +553,7 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     });
     let mut cmd = Command::new(&opts.host_exe);
     cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()])
+        .args(["--retries", &opts.retries.to_string()])
         .args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     crate::sys::die_with_parent(&mut cmd);

@@ -52,6 +52,18 @@ impl<W: Write> Human<W> {
         }
     }
 
+    /// Colour and label of an outcome.
+    fn style(outcome: Outcome) -> (&'static str, &'static str) {
+        match outcome {
+            Outcome::Pass => ("32", "PASS"),
+            Outcome::Fail => ("1;31", "FAIL"),
+            Outcome::Skip => ("33", "SKIP"),
+            Outcome::Xfail => ("36", "XFAIL"),
+            #[allow(unreachable_patterns)] // outcomes added later print their own label
+            other => ("36", other.label()),
+        }
+    }
+
     fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -112,15 +124,23 @@ impl<W: Write> Reporter for Human<W> {
             }
             Event::CaseStarted { .. } => {}
             Event::CaseFinished(r) => {
-                let (code, label) = match r.outcome {
-                    Outcome::Pass => ("32", "PASS"),
-                    Outcome::Fail => ("1;31", "FAIL"),
-                    Outcome::Skip => ("33", "SKIP"),
-                    Outcome::Xfail => ("36", "XFAIL"),
+                let (code, label) = if r.is_flaky() {
+                    ("35", "FLAKY")
+                } else {
+                    Self::style(r.outcome)
                 };
-                let tail = match r.outcome {
-                    Outcome::Pass => format!("{} checks", r.checks),
-                    _ => r.reason.clone().unwrap_or_default(),
+                let tail = if r.is_flaky() {
+                    format!(
+                        "failed {} time{} before this {}",
+                        r.attempts.len(),
+                        if r.attempts.len() == 1 { "" } else { "s" },
+                        r.outcome.label().to_lowercase()
+                    )
+                } else {
+                    match r.outcome {
+                        Outcome::Pass => format!("{} checks", r.checks),
+                        _ => r.reason.clone().unwrap_or_default(),
+                    }
                 };
                 let first_line = if r.outcome == Outcome::Fail && !r.mismatches.is_empty() {
                     format!("{} of {} checks failed", r.mismatches.len(), r.checks)
@@ -143,6 +163,22 @@ impl<W: Write> Reporter for Human<W> {
                 if r.outcome == Outcome::Fail || r.outcome == Outcome::Xfail {
                     for m in &r.mismatches {
                         writeln!(self.out, "         {}", self.paint("31", &m.to_string()))?;
+                    }
+                }
+                for a in &r.attempts {
+                    let why = match a.mismatches.len() {
+                        0 => a.reason.clone().unwrap_or_default(),
+                        n => format!("{n} check{} failed", if n == 1 { "" } else { "s" }),
+                    };
+                    writeln!(
+                        self.out,
+                        "         attempt {}: {} in {} ms: {why}",
+                        a.attempt,
+                        a.outcome.label(),
+                        a.duration_ms,
+                    )?;
+                    for m in &a.mismatches {
+                        writeln!(self.out, "           {}", self.paint("31", &m.to_string()))?;
                     }
                 }
                 if self.verbose {
@@ -174,6 +210,7 @@ impl<W: Write> Reporter for Human<W> {
                     (c.failed, "failed"),
                     (c.skipped, "skipped"),
                     (c.xfailed, "xfailed"),
+                    (c.flaky, "flaky"),
                 ] {
                     if n > 0 {
                         counts.push(format!("{n} {what}"));
@@ -202,9 +239,14 @@ impl<W: Write> Reporter for Human<W> {
                 let line = format!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
                 let code = if s.failed > 0 { "1;31" } else { "1;32" };
                 writeln!(self.out, "{}", self.paint(code, &line))?;
+                let flaky = if s.flaky > 0 {
+                    self.paint("35", &format!(", {} flaky", s.flaky))
+                } else {
+                    String::new()
+                };
                 writeln!(
                     self.out,
-                    "{} xfailed; {:.2} s wall",
+                    "{} xfailed{flaky}; {:.2} s wall",
                     s.xfailed,
                     s.duration_ms as f64 / 1000.0
                 )?;

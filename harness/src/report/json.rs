@@ -8,6 +8,10 @@
 //! ```
 //!
 //! Every result carries its `repetition` (1 unless `--repeat`). With
+//! `--retries N`, a result that failed and then passed has the outcome
+//! `flaky`, its last attempt's outcome as `final_outcome` and its failed
+//! attempts, each with its reason, mismatches and observations, in `attempts`;
+//! the summary counts it under `flaky`. With
 //! `--repeat N` (N > 1), one `case_summary` per case instance comes before
 //! the summary:
 //!
@@ -43,12 +47,35 @@ fn tagged(ty: &str, v: impl serde::Serialize) -> Value {
     v
 }
 
+/// The inverse of the flaky rewrite above, for readers of result lines
+/// (`report diff`, the matrix's host run): `outcome` back to the last
+/// attempt's outcome, so the line reads as a [`CaseReport`](crate::case::CaseReport)
+/// (whose failed `attempts` say it was flaky).
+pub fn unflake(v: &mut Value) {
+    if v["outcome"] == "flaky" {
+        if let Some(m) = v.as_object_mut() {
+            let last = m.remove("final_outcome").unwrap_or(json!("pass"));
+            m.insert("outcome".into(), last);
+        }
+    }
+}
+
 impl<W: Write> Reporter for Json<W> {
     fn event(&mut self, event: &Event) -> std::io::Result<()> {
         let line = match event {
             Event::RunStarted(h) => tagged("header", h),
             Event::CaseStarted { .. } => return Ok(()),
-            Event::CaseFinished(r) => tagged("result", r),
+            Event::CaseFinished(r) => {
+                let mut v = tagged("result", r);
+                if r.is_flaky() {
+                    // Flaky is its own word; the last attempt's outcome stays
+                    // readable as `final_outcome`, and every failed attempt
+                    // is in `attempts`.
+                    v["final_outcome"] = v["outcome"].take();
+                    v["outcome"] = json!("flaky");
+                }
+                v
+            }
             Event::CaseSummary(c) => tagged("case_summary", c),
             Event::RunFinished(s) => tagged("summary", s),
         };

@@ -1,6 +1,8 @@
 //! `--junit FILE`: JUnit XML (via `quick-junit`), one testsuite per family,
 //! written when the run finishes. Skips are `<skipped>`, xfails are passes
 //! with the kernel difference in `system-out`, failures carry every mismatch.
+//! A case that failed and then passed on a retry (`--retries`) is a success
+//! with one `<flakyFailure>` per failed attempt and `FLAKY` in `system-out`.
 //! With `--repeat N` each repetition is a test case of its own, named
 //! `case (repetition K)`.
 
@@ -8,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
 use super::Reporter;
 use crate::case::{CaseReport, Outcome};
@@ -65,11 +67,19 @@ impl Junit {
                 } else {
                     r.case.clone()
                 };
+                let mut status = status;
+                add_attempts(&mut status, r);
                 let mut tc = TestCase::new(name, status);
                 tc.set_classname(format!("kharness.{family}"));
                 tc.set_time(Duration::from_millis(r.duration_ms));
                 tc.set_assertions(r.checks);
-                if r.outcome == Outcome::Xfail {
+                if r.is_flaky() {
+                    tc.set_system_out(format!(
+                        "FLAKY: failed {} time(s), then {}",
+                        r.attempts.len(),
+                        r.outcome.label()
+                    ));
+                } else if r.outcome == Outcome::Xfail {
                     tc.set_system_out(format!("XFAIL: {}", r.reason.clone().unwrap_or_default()));
                 }
                 suite.add_test_case(tc);
@@ -77,6 +87,24 @@ impl Junit {
             report.add_test_suite(suite);
         }
         report.to_string().unwrap_or_default()
+    }
+}
+
+/// The failed attempts of a retried case (`--retries`), as JUnit reruns:
+/// `<flakyFailure>` under a test that then passed, `<rerunFailure>` under
+/// one that failed every time.
+pub fn add_attempts(status: &mut TestCaseStatus, r: &CaseReport) {
+    for a in &r.attempts {
+        let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+        rerun.set_time(Duration::from_millis(a.duration_ms));
+        rerun.set_message(format!(
+            "attempt {}: {}",
+            a.attempt,
+            a.reason.clone().unwrap_or_default()
+        ));
+        let body: Vec<String> = a.mismatches.iter().map(|m| m.to_string()).collect();
+        rerun.set_description(body.join("\n"));
+        status.add_rerun(rerun);
     }
 }
 
@@ -93,6 +121,9 @@ impl Reporter for Junit {
                 let mut r = r.clone();
                 r.observations.clear();
                 r.notes.clear();
+                for a in &mut r.attempts {
+                    a.observations.clear();
+                }
                 self.results.push(r);
             }
             Event::RunFinished(s) => {

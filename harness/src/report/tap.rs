@@ -1,5 +1,6 @@
 //! `--format tap`: TAP version 13 as kselftest prints it
-//! (`ok N name`, `not ok N name`, `# SKIP reason`, `# XFAIL reason`), with a
+//! (`ok N name`, `not ok N name`, `# SKIP reason`, `# XFAIL reason`, and
+//! `# FLAKY` for a case that passed on a retry), with a
 //! YAML block under each failure listing its mismatches. With `--repeat N`
 //! the plan counts every repetition, each test line names its repetition,
 //! and a comment line per case gives its counts and duration spread.
@@ -50,6 +51,18 @@ impl<W: Write> Reporter for Tap<W> {
                 } else {
                     r.case.clone()
                 };
+                if r.is_flaky() {
+                    let first = r.attempts[0].reason.as_deref().map(one_line).unwrap_or_default();
+                    writeln!(
+                        self.out,
+                        "ok {} {} # FLAKY failed {} time(s) before passing: {}",
+                        self.n,
+                        name,
+                        r.attempts.len(),
+                        first
+                    )?;
+                    return self.out.flush();
+                }
                 match r.outcome {
                     Outcome::Pass => writeln!(self.out, "ok {} {}", self.n, name)?,
                     Outcome::Skip => writeln!(self.out, "ok {} {} # SKIP {}", self.n, name, reason)?,
@@ -101,6 +114,9 @@ impl<W: Write> Reporter for Tap<W> {
                     "# Totals: pass:{} fail:{} xfail:{} xpass:0 skip:{} error:0",
                     s.passed, s.failed, s.xfailed, s.skipped
                 )?;
+                if s.flaky > 0 {
+                    writeln!(self.out, "# Flaky: {} (passed on a retry, not in pass)", s.flaky)?;
+                }
             }
         }
         self.out.flush()
