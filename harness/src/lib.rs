@@ -16,6 +16,8 @@ pub mod explore;
 pub mod health;
 /// `--format kcidb`: a KCIDB (schema 5.3) submission of a run or a matrix.
 pub mod kcidb;
+/// Known kernel issues as data (`fixtures/known-issues.toml`, `--known-issues`).
+pub mod known_issues;
 /// What the running kernel says about itself.
 pub mod kernel;
 /// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).

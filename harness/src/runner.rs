@@ -100,6 +100,9 @@ pub struct RunOptions {
     /// A failed case instance runs again, up to this many times; one that
     /// then passes is flaky (its failed attempts are kept in its report).
     pub retries: usize,
+    /// Known kernel issues applied to every result (the built-in list and
+    /// any `--known-issues FILE`).
+    pub known_issues: Vec<crate::known_issues::KnownIssue>,
 }
 
 /// Runs every instance (`opts.repeat` times) and streams events to `sink`;
@@ -111,6 +114,8 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
     let jobs = opts.jobs.max(1).min(total.max(1));
     // Kernel log and taint, drained after every case (crate::health).
     let health = crate::health::Monitor::open();
+    let facts = kernel.clone();
+    let facts = &facts;
     sink(&Event::RunStarted(RunHeader {
         schema: 1,
         kernel,
@@ -154,6 +159,7 @@ pub fn run(kernel: KernelInfo, instances: Vec<Instance>, opts: &RunOptions, sink
                 health.case_started(k, &inst.name);
                 let mut report = run_with_retries(inst, opts);
                 health.case_finished(k, &mut report);
+                crate::known_issues::apply(&mut report, inst.def.id, facts, &opts.known_issues);
                 report.repetition = rep;
                 let _ = tx.send((i, Event::CaseFinished(report)));
             });

@@ -118,6 +118,7 @@ pub(crate) fn explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
             repeat: 1,
             property: Default::default(),
             retries: 0,
+            known_issues: kharness::known_issues::built_in(),
         },
     };
     let mut out = std::io::stdout().lock();

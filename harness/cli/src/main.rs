@@ -134,6 +134,8 @@ enum Cmd {
         kcidb_origin: String,
         #[command(flatten)]
         property: PropertyArgs,
+        #[command(flatten)]
+        known: KnownArgs,
     },
     /// Explore the property cases with fresh random seeds until a time budget
     /// is spent; a failure is shrunk, explained, saved and given a replay command.
@@ -191,6 +193,31 @@ others still run), 69 a kernel could not be fetched or booted.")]
         #[command(flatten)]
         property: PropertyArgs,
     },
+}
+
+/// `--known-issues` and `--strict-xpass`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct KnownArgs {
+    /// A team's list of known kernel issues (TOML, as fixtures/known-issues.toml),
+    /// applied with the built-in one; repeatable.
+    #[arg(long = "known-issues", value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Exit 1 when a known issue no longer occurs (xpass).
+    #[arg(long)]
+    pub(crate) strict_xpass: bool,
+}
+
+impl KnownArgs {
+    /// The built-in list and every file given, checked before anything runs.
+    pub(crate) fn load(&self) -> Result<Vec<kharness::known_issues::KnownIssue>, CliError> {
+        let mut all = kharness::known_issues::built_in();
+        for f in &self.files {
+            all.extend(kharness::known_issues::load(f).map_err(|e| {
+                CliError::Usage(format!("--known-issues {e}; see fixtures/known-issues.toml for the format"))
+            })?);
+        }
+        Ok(all)
+    }
 }
 
 /// `--seed` and `--cases`, for the property cases.
@@ -318,7 +345,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             flaky_fails,
             kcidb_origin,
             property,
+            known,
         } => {
+            let known_issues = known.load()?;
             kharness::kcidb::validate_origin(&kcidb_origin).map_err(CliError::Usage)?;
             let property = property.settings()?;
             let jobs = validate_jobs(jobs)?;
@@ -362,6 +391,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 repeat,
                 property,
                 retries,
+                known_issues,
             };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
                 if progress {
@@ -379,7 +409,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(e) = write_errors.first() {
                 return Err(CliError::Harness(format!("cannot write the report: {e}")));
             }
-            Ok(if summary.failed > 0 || (flaky_fails && summary.flaky > 0) {
+            Ok(if summary.failed > 0 || (flaky_fails && summary.flaky > 0) || (known.strict_xpass && summary.xpassed > 0) {
                 ExitCode::CaseFailed
             } else {
                 ExitCode::Ok
@@ -586,6 +616,19 @@ fn explain(def: &CaseDef) -> String {
         s.push('\n');
     }
     s.push_str(&format!("Timeout: {:?}\n", def.timeout));
+    let known: Vec<_> = kharness::known_issues::built_in()
+        .into_iter()
+        .filter(|i| def.instances().iter().any(|(name, _)| i.names_case(def.id, name)))
+        .collect();
+    if !known.is_empty() {
+        s.push_str("\nKnown kernel issues (fixtures/known-issues.toml):\n");
+        for i in known {
+            s.push_str(&format!("  {} — {}\n", i.id, i.kernels()));
+            for line in textwrap(&format!("{} Evidence: {}", i.reason, i.evidence), 72) {
+                s.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
     if kharness_cases::PROPERTY_CASES.contains(&def.id) {
         let file = def.id.replace('.', "_");
         s.push_str(&format!(

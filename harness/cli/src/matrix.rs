@@ -133,6 +133,8 @@ pub struct MatrixArgs {
     #[arg(long)]
     flaky_fails: bool,
     #[command(flatten)]
+    known: crate::KnownArgs,
+    #[command(flatten)]
     out: OutputArgs,
 }
 
@@ -477,6 +479,8 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         host_jobs: args.jobs.unwrap_or(cpus),
         explore,
         retries: args.retries,
+        known_issues: args.known.load()?,
+        known_issue_files: args.known.files.clone(),
     };
     // A run killed before its report is out leaves nothing in the cache
     // but finished kernel entries; once the report is out, its logs stay.
@@ -491,8 +495,14 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     }
     written?;
     let flaky = m.kernels.iter().flat_map(|k| &k.results).any(|r| r.report.is_flaky());
+    let xpass = m
+        .kernels
+        .iter()
+        .flat_map(|k| &k.results)
+        .any(|r| r.report.outcome == kharness::Outcome::Xpass);
     Ok(match exit_code(&m) {
         0 if args.flaky_fails && flaky => ExitCode::CaseFailed,
+        0 if args.known.strict_xpass && xpass => ExitCode::CaseFailed,
         code => to_exit(code),
     })
 }

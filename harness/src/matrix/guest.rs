@@ -189,6 +189,7 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         repeat: 1,
         property: Default::default(),
         retries: config.retries,
+        known_issues: config.known_issues.clone(),
     };
     // Case start/end markers on the console, for the host to attribute
     // console splats to cases (crate::health).

@@ -38,6 +38,9 @@ pub struct GuestConfig {
     pub retries: usize,
     /// Modules to load, in order (files `MODULE_DIR/NAME.ko`).
     pub modules: Vec<String>,
+    /// Known kernel issues to apply (the built-in list and `--known-issues`).
+    #[serde(default)]
+    pub known_issues: Vec<crate::known_issues::KnownIssue>,
     /// After the catalog, explore these property cases for this long
     /// (`kharness matrix --explore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +140,7 @@ mod tests {
             jobs: 1,
             timeout_scale: 8.0,
             retries: 0,
+            known_issues: Vec::new(),
             modules: vec!["veth".into()],
             explore: None,
         };

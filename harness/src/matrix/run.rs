@@ -59,6 +59,11 @@ pub struct MatrixOptions {
     pub explore: Option<(Duration, Vec<String>)>,
     /// Extra attempts of a failed case, on every kernel (`--retries`).
     pub retries: usize,
+    /// Known kernel issues (the built-in list and `--known-issues`), and the
+    /// team files to hand to the host kernel's `kharness run`.
+    pub known_issues: Vec<crate::known_issues::KnownIssue>,
+    /// The `--known-issues` files, for the host kernel's run.
+    pub known_issue_files: Vec<PathBuf>,
 }
 
 /// What a kernel is doing.
@@ -405,6 +410,7 @@ fn run_vm_kernel(
         jobs: smp,
         timeout_scale,
         retries: opts.retries,
+        known_issues: opts.known_issues.clone(),
         modules: closure.load.iter().map(|(n, _)| n.clone()).collect(),
         explore: opts
             .explore
@@ -554,6 +560,7 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     let mut cmd = Command::new(&opts.host_exe);
     cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()])
         .args(["--retries", &opts.retries.to_string()])
+        .args(opts.known_issue_files.iter().flat_map(|f| [std::ffi::OsStr::new("--known-issues"), f.as_os_str()]))
         .args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     crate::sys::die_with_parent(&mut cmd);
