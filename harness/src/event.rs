@@ -40,6 +40,9 @@ pub struct Summary {
     pub skipped: usize,
     /// Cases that failed on a named kernel difference.
     pub xfailed: usize,
+    /// Cases whose named kernel difference did not occur.
+    #[serde(default)]
+    pub xpassed: usize,
     /// Wall time of the whole run.
     pub duration_ms: u64,
 }
@@ -52,12 +55,13 @@ impl Summary {
             Outcome::Fail => self.failed += 1,
             Outcome::Skip => self.skipped += 1,
             Outcome::Xfail => self.xfailed += 1,
+            Outcome::Xpass => self.xpassed += 1,
         }
     }
 
     /// Total results.
     pub fn total(&self) -> usize {
-        self.passed + self.failed + self.skipped + self.xfailed
+        self.passed + self.failed + self.skipped + self.xfailed + self.xpassed
     }
 }
 
@@ -103,6 +107,9 @@ pub struct CaseSummary {
     pub skipped: usize,
     /// Xfailed repetitions.
     pub xfailed: usize,
+    /// Xpassed repetitions.
+    #[serde(default)]
+    pub xpassed: usize,
     /// The repetitions that failed (1-based), in order.
     pub failed_repetitions: Vec<usize>,
     /// Duration of the case process over the repetitions.
@@ -119,6 +126,7 @@ impl CaseSummary {
             failed: 0,
             skipped: 0,
             xfailed: 0,
+            xpassed: 0,
             failed_repetitions: Vec::new(),
             duration_ms: Spread::default(),
         }
@@ -137,6 +145,7 @@ impl CaseSummary {
             }
             Outcome::Skip => self.skipped += 1,
             Outcome::Xfail => self.xfailed += 1,
+            Outcome::Xpass => self.xpassed += 1,
         }
     }
 }
@@ -163,6 +172,15 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xpass_is_counted() {
+        let mut s = Summary::default();
+        for o in [Outcome::Pass, Outcome::Xpass, Outcome::Xfail, Outcome::Xpass] {
+            s.add(o);
+        }
+        assert_eq!((s.passed, s.xfailed, s.xpassed, s.total()), (1, 1, 2, 4));
+    }
 
     #[test]
     fn spread() {

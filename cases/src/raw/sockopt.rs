@@ -398,9 +398,10 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.observe("net.core.rmem_max", rmem_max);
     let userns = kharness::privilege::in_user_namespace();
     // "net: Replace the limit of TCP_LINGER2 with TCP_FIN_TIMEOUT_MAX": 5.8,
-    // backported to 4.19.290 in 2023.
-    let v = ctx.kernel.version;
-    let linger2_clamp = if ctx.kernel.at_least(5, 8) || (v.0, v.1) == (4, 19) && v.2 >= 290 {
+    // backported to 4.19.290 in 2023: a stable backport, so the real version
+    // (Debian's 4.19.0-27 is 4.19.316), not the release's.
+    let k = &ctx.kernel;
+    let linger2_clamp = if k.at_least(5, 8) || (k.at_least_patch(4, 19, 290) && !k.at_least(4, 20)) {
         FIN_TIMEOUT_MAX
     } else {
         FIN_TIMEOUT

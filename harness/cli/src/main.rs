@@ -1,7 +1,7 @@
 //! `kharness`: parse arguments, run, map the result to an exit code.
 //!
 //! Exit codes (one map, in [`ExitCode`]):
-//! 0 every case passed, skipped or xfailed · 1 a case failed ·
+//! 0 every case passed, skipped, xfailed or xpassed · 1 a case failed ·
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
@@ -61,7 +61,7 @@ const AFTER: &str = "Examples:
   kharness list                    what there is
   kharness explain tcp.fill        what a case drives, observes and predicts
 
-Exit codes: 0 all passed/skipped/xfailed, 1 a case failed,
+Exit codes: 0 all passed/skipped/xfailed/xpassed, 1 a case failed,
             2 usage or configuration error, 69 the harness could not run.";
 
 #[derive(Parser, Debug)]

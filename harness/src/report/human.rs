@@ -10,7 +10,7 @@
 //!   SKIP  sctp.one_to_one          1 ms  kernel lacks CONFIG_IP_SCTP
 //!
 //! 8 passed, 1 failed, 1 skipped
-//! 0 xfailed; 0.81 s wall
+//! 0 xfailed, 0 xpassed; 0.81 s wall
 //! ```
 //!
 //! With `--repeat N` each result line names its repetition (`#3`), and a
@@ -113,6 +113,7 @@ impl<W: Write> Reporter for Human<W> {
                     Outcome::Fail => ("1;31", "FAIL"),
                     Outcome::Skip => ("33", "SKIP"),
                     Outcome::Xfail => ("36", "XFAIL"),
+                    Outcome::Xpass => ("35", "XPASS"),
                 };
                 let tail = match r.outcome {
                     Outcome::Pass => format!("{} checks", r.checks),
@@ -170,6 +171,7 @@ impl<W: Write> Reporter for Human<W> {
                     (c.failed, "failed"),
                     (c.skipped, "skipped"),
                     (c.xfailed, "xfailed"),
+                    (c.xpassed, "xpassed"),
                 ] {
                     if n > 0 {
                         counts.push(format!("{n} {what}"));
@@ -200,8 +202,9 @@ impl<W: Write> Reporter for Human<W> {
                 writeln!(self.out, "{}", self.paint(code, &line))?;
                 writeln!(
                     self.out,
-                    "{} xfailed; {:.2} s wall",
+                    "{} xfailed, {} xpassed; {:.2} s wall",
                     s.xfailed,
+                    s.xpassed,
                     s.duration_ms as f64 / 1000.0
                 )?;
             }

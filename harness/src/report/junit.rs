@@ -1,6 +1,6 @@
 //! `--junit FILE`: JUnit XML (via `quick-junit`), one testsuite per family,
-//! written when the run finishes. Skips are `<skipped>`, xfails are passes
-//! with the kernel difference in `system-out`, failures carry every mismatch.
+//! written when the run finishes. Skips are `<skipped>`, xfails and xpasses are passes
+//! with the kernel difference (and its label) in `system-out`, failures carry every mismatch.
 //! With `--repeat N` each repetition is a test case of its own, named
 //! `case (repetition K)`.
 
@@ -46,7 +46,7 @@ impl Junit {
             let mut suite = TestSuite::new(family.clone());
             for r in rs {
                 let status = match r.outcome {
-                    Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
+                    Outcome::Pass | Outcome::Xfail | Outcome::Xpass => TestCaseStatus::success(),
                     Outcome::Skip => {
                         let mut s = TestCaseStatus::skipped();
                         s.set_message(r.reason.clone().unwrap_or_default());
@@ -69,8 +69,12 @@ impl Junit {
                 tc.set_classname(format!("kharness.{family}"));
                 tc.set_time(Duration::from_millis(r.duration_ms));
                 tc.set_assertions(r.checks);
-                if r.outcome == Outcome::Xfail {
-                    tc.set_system_out(format!("XFAIL: {}", r.reason.clone().unwrap_or_default()));
+                if matches!(r.outcome, Outcome::Xfail | Outcome::Xpass) {
+                    tc.set_system_out(format!(
+                        "{}: {}",
+                        r.outcome.label(),
+                        r.reason.clone().unwrap_or_default()
+                    ));
                 }
                 suite.add_test_case(tc);
             }
