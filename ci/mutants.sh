@@ -73,9 +73,12 @@ full)
 	;;
 esac
 
-# The score per file, from every outcomes.json of this run.
+# The score per file, from the caught/missed/timeout/unviable lists that
+# cargo-mutants writes (`FILE:LINE:COL: what was changed`). A mutant is named
+# in ci/mutants-equivalent.txt as `FILE: what was changed` (no line, so the
+# list survives edits elsewhere in the file).
 python3 - "$out" ci/mutants-equivalent.txt <<'EOF'
-import json, sys, pathlib, collections
+import sys, pathlib, collections, re
 out, equiv_path = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 equivalent = set()
 if equiv_path.exists():
@@ -85,34 +88,33 @@ if equiv_path.exists():
             equivalent.add(line.split(" # ")[0].strip())
 per_file = collections.defaultdict(collections.Counter)
 missed = []
-for f in sorted(out.glob("*/mutants.out/outcomes.json")):
-    data = json.loads(f.read_text())
-    for o in data.get("outcomes", []):
-        scenario = o.get("scenario")
-        if not isinstance(scenario, dict) or "Mutant" not in scenario:
-            continue
-        m = scenario["Mutant"]
-        file = m.get("file", "?")
-        name = m.get("name") or f'{file}: {m.get("replacement", "")}'
-        summary = o.get("summary", "")
-        kind = {"CaughtMutant": "caught", "MissedMutant": "missed", "Unviable": "unviable", "Timeout": "timeout"}.get(summary, summary)
-        per_file[file][kind] += 1
-        if kind == "missed":
-            missed.append((file, name, name in equivalent))
+for kind in ["caught", "missed", "timeout", "unviable"]:
+    for f in sorted(out.glob(f"*/mutants.out/{kind}.txt")):
+        for line in f.read_text().splitlines():
+            m = re.match(r"^(.*?):\d+:\d+: (.*)$", line.strip())
+            if not m:
+                continue
+            file, what = m.group(1), m.group(2)
+            per_file[file][kind] += 1
+            if kind == "missed":
+                missed.append((f"{file}: {what}", f"{file}: {what}" in equivalent))
 print(f'{"file":<40} {"caught":>6} {"missed":>6} {"timeout":>7} {"unviable":>8}  score')
 total = collections.Counter()
 for file, c in sorted(per_file.items()):
     total.update(c)
     scored = c["caught"] + c["missed"]
-    score = f'{100 * c["caught"] / scored:.0f}%' if scored else "—"
+    score = f'{100 * c["caught"] / scored:.0f}%' if scored else "-"
     print(f'{file:<40} {c["caught"]:>6} {c["missed"]:>6} {c["timeout"]:>7} {c["unviable"]:>8}  {score}')
 scored = total["caught"] + total["missed"]
 print(f'{"total":<40} {total["caught"]:>6} {total["missed"]:>6} {total["timeout"]:>7} {total["unviable"]:>8}  '
-      + (f'{100 * total["caught"] / scored:.0f}%' if scored else "—"))
-unexplained = [m for m in missed if not m[2]]
-for file, name, eq in missed:
+      + (f'{100 * total["caught"] / scored:.0f}%' if scored else "-"))
+for name, eq in missed:
     print(f'  missed{" (equivalent)" if eq else ""}: {name}')
+unexplained = [n for n, eq in missed if not eq]
 if unexplained:
     print(f"ci/mutants.sh: {len(unexplained)} missed mutant(s) not listed in {equiv_path}", file=sys.stderr)
+    sys.exit(1)
+if not per_file:
+    print("ci/mutants.sh: no mutant was tested", file=sys.stderr)
     sys.exit(1)
 EOF
