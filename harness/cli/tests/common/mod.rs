@@ -732,10 +732,13 @@ pub fn require_root(what: &str) -> TestResult {
     }
 }
 
+/// A named test of a libtest-mimic test file.
+pub type NamedTest = (&'static str, fn() -> TestResult);
+
 /// The `main` of a test file run with libtest-mimic (`harness = false`):
 /// every test is a trial, and one that returns `NotRun` is ignored with its
 /// reason — or failed under `KHARNESS_REQUIRE_ALL=1`.
-pub fn run_tests(tests: &[(&'static str, fn() -> TestResult)]) -> ! {
+pub fn run_tests(tests: &[NamedTest]) -> ! {
     let args = libtest_mimic::Arguments::from_args();
     let require_all = std::env::var("KHARNESS_REQUIRE_ALL").is_ok_and(|v| v == "1");
     let trials = tests
