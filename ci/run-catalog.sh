@@ -20,7 +20,7 @@ for r in rows:
 s = [r for r in rows if r.get("type") == "summary"]
 if s:
     s = s[0]
-    print(f"xfailed: {s['xfailed']}; wall: {s['duration_ms']} ms")
+    print(f"xfailed: {s['xfailed']}; xpassed: {s.get('xpassed', 0)}; wall: {s['duration_ms']} ms")
     print(f"catalog: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped")
 PY
 exit "$code"

@@ -87,7 +87,7 @@ harness_from!(
     crate::wait::Timeout
 );
 
-/// The four outcomes.
+/// The five outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -97,8 +97,13 @@ pub enum Outcome {
     Fail,
     /// The case could not apply here (reason given).
     Skip,
-    /// A named, documented kernel difference made predictions fail.
+    /// A named, documented kernel difference made predictions fail, and
+    /// every failed prediction is one that difference explains.
     Xfail,
+    /// A named kernel difference was declared, but none of the predictions
+    /// it explains failed: the difference no longer occurs here (the model
+    /// or the declaration is out of date). Not a failure.
+    Xpass,
 }
 
 impl Outcome {
@@ -109,6 +114,7 @@ impl Outcome {
             Outcome::Fail => "FAIL",
             Outcome::Skip => "SKIP",
             Outcome::Xfail => "XFAIL",
+            Outcome::Xpass => "XPASS",
         }
     }
 }
@@ -122,7 +128,7 @@ pub struct CaseReport {
     pub variant: Option<String>,
     /// The outcome.
     pub outcome: Outcome,
-    /// Why it skipped, xfailed or failed (first mismatch or harness error).
+    /// Why it skipped, xfailed, xpassed or failed (first mismatch or harness error).
     pub reason: Option<String>,
     /// Wall time of the case process.
     pub duration_ms: u64,
@@ -237,7 +243,7 @@ pub struct Ctx {
     pub property: PropertySettings,
     observations: BTreeMap<String, Value>,
     predictions: Vec<Prediction>,
-    known_difference: Option<(String, String)>,
+    known_differences: Vec<KnownDifference>,
     notes: Vec<String>,
     volatile: Vec<String>,
 }
@@ -251,7 +257,7 @@ impl Ctx {
             property: PropertySettings::default(),
             observations: BTreeMap::new(),
             predictions: Vec::new(),
-            known_difference: None,
+            known_differences: Vec::new(),
             notes: Vec::new(),
             volatile: Vec::new(),
         }
@@ -330,10 +336,18 @@ impl Ctx {
         compare(&self.observations, &self.predictions)
     }
 
-    /// Declares a named kernel difference: if predictions fail on this run,
-    /// the outcome is `xfail` with this name and evidence instead of `fail`.
-    pub fn known_difference(&mut self, name: impl Into<String>, evidence: impl Into<String>) {
-        self.known_difference = Some((name.into(), evidence.into()));
+    /// Declares a named kernel difference that explains the failure of the
+    /// predictions about `observations` (exact names, or `prefix.*` for every
+    /// name starting with `prefix.`). When those predictions fail, and no
+    /// other prediction does, the outcome is `xfail` with this name and
+    /// evidence; a failure outside `observations` is still `fail`; when none
+    /// of them fails the outcome is `xpass` (the difference no longer occurs).
+    pub fn known_difference(&mut self, name: impl Into<String>, evidence: impl Into<String>, observations: &[&str]) {
+        self.known_differences.push(KnownDifference {
+            name: name.into(),
+            evidence: evidence.into(),
+            scope: observations.iter().map(|s| s.to_string()).collect(),
+        });
     }
 
     /// Adds a note to the report.
@@ -347,21 +361,58 @@ impl Ctx {
     }
 
     /// Turns the recorded state and the run's result into a report.
+    ///
+    /// A mismatch that no declared difference explains makes the case fail,
+    /// whatever `result` says: a skip returned after a failed prediction
+    /// does not hide it.
     pub fn finish(self, case: String, result: Result<(), CaseError>, duration: Duration) -> CaseReport {
         let mismatches = compare(&self.observations, &self.predictions);
         let checks = self.predictions.len();
-        let (outcome, reason) = match result {
-            Err(CaseError::Skip(r)) => (Outcome::Skip, Some(r)),
-            Err(CaseError::Harness(e)) => (Outcome::Fail, Some(format!("harness error: {e}"))),
-            Ok(()) if !mismatches.is_empty() => match &self.known_difference {
-                Some((name, ev)) => (Outcome::Xfail, Some(format!("{name}: {ev}"))),
-                None => (Outcome::Fail, Some(mismatches[0].to_string())),
-            },
-            Ok(()) if checks == 0 => (
+        let explains = |d: &KnownDifference, m: &Mismatch| d.scope.iter().any(|p| scope_matches(p, &m.counter));
+        let unexplained = mismatches
+            .iter()
+            .find(|m| !self.known_differences.iter().any(|d| explains(d, m)));
+        let occurred: Vec<&KnownDifference> = self
+            .known_differences
+            .iter()
+            .filter(|d| mismatches.iter().any(|m| explains(d, m)))
+            .collect();
+        let absent: Vec<&KnownDifference> = self
+            .known_differences
+            .iter()
+            .filter(|d| !mismatches.iter().any(|m| explains(d, m)))
+            .collect();
+        let named = |ds: &[&KnownDifference]| {
+            ds.iter()
+                .map(|d| format!("{}: {}", d.name, d.evidence))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let (outcome, reason) = match (result, unexplained) {
+            (Err(CaseError::Harness(e)), _) => (Outcome::Fail, Some(format!("harness error: {e}"))),
+            (Err(CaseError::Skip(r)), Some(m)) => (
+                Outcome::Fail,
+                Some(format!("{m} (recorded before the case skipped: {r})")),
+            ),
+            (Err(CaseError::Skip(r)), None) if occurred.is_empty() => (Outcome::Skip, Some(r)),
+            (Err(CaseError::Skip(r)), None) => (
+                Outcome::Xfail,
+                Some(format!("{} (then skipped: {r})", named(&occurred))),
+            ),
+            (Ok(()), Some(m)) => (Outcome::Fail, Some(m.to_string())),
+            (Ok(()), None) if checks == 0 => (
                 Outcome::Fail,
                 Some("the case checked nothing (no prediction was made)".to_string()),
             ),
-            Ok(()) => (Outcome::Pass, None),
+            (Ok(()), None) if !absent.is_empty() => {
+                let mut r = format!("did not occur: {}", named(&absent));
+                if !occurred.is_empty() {
+                    r.push_str(&format!("; occurred: {}", named(&occurred)));
+                }
+                (Outcome::Xpass, Some(r))
+            }
+            (Ok(()), None) if !occurred.is_empty() => (Outcome::Xfail, Some(named(&occurred))),
+            (Ok(()), None) => (Outcome::Pass, None),
         };
         CaseReport {
             case,
@@ -378,6 +429,23 @@ impl Ctx {
             volatile: self.volatile,
             attempts: Vec::new(),
         }
+    }
+}
+
+/// A declared kernel difference and the observations it explains.
+#[derive(Debug, Clone)]
+struct KnownDifference {
+    name: String,
+    evidence: String,
+    scope: Vec<String>,
+}
+
+/// `pattern` is an observation name, or `prefix.*` for every name under
+/// `prefix.`.
+fn scope_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
     }
 }
 
@@ -410,8 +478,10 @@ mod tests {
 
         let mut c = Ctx::new(kernel(), None);
         c.check_eq("x", 1, 2, "s");
-        c.known_difference("old-kernel", "evidence");
-        assert_eq!(c.finish("t".into(), Ok(()), Duration::ZERO).outcome, Outcome::Xfail);
+        c.known_difference("old-kernel", "evidence", &["x"]);
+        let r = c.finish("t".into(), Ok(()), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Xfail);
+        assert_eq!(r.reason.as_deref(), Some("old-kernel: evidence"));
 
         let c = Ctx::new(kernel(), None);
         let r = c.finish("t".into(), Err(CaseError::Skip("no sctp".into())), Duration::ZERO);
@@ -421,5 +491,74 @@ mod tests {
         // A case that checks nothing cannot pass.
         let c = Ctx::new(kernel(), None);
         assert_eq!(c.finish("t".into(), Ok(()), Duration::ZERO).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_known_difference_explains_only_its_observations() {
+        // A mismatch outside the difference's scope fails the case.
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("send.errno", "ok", "EOPNOTSUPP", "s");
+        c.check_eq("other", 1, 2, "s");
+        c.known_difference("old-kernel", "evidence", &["send.*"]);
+        let r = c.finish("t".into(), Ok(()), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.reason.unwrap().starts_with("other:"));
+
+        // A prefix scope covers every name under it.
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("send.errno", "ok", "EOPNOTSUPP", "s");
+        c.check_eq("send.len", 1, 0, "s");
+        c.check_eq("other", 1, 1, "s");
+        c.known_difference("old-kernel", "evidence", &["send.*"]);
+        assert_eq!(c.finish("t".into(), Ok(()), Duration::ZERO).outcome, Outcome::Xfail);
+
+        // `send.*` is not `sendmsg`.
+        assert!(scope_matches("send.*", "send.x"));
+        assert!(!scope_matches("send.*", "sendmsg"));
+        assert!(!scope_matches("send", "send.x"));
+    }
+
+    #[test]
+    fn a_known_difference_that_does_not_occur_is_xpass() {
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("x", 1, 1, "s");
+        c.known_difference("old-kernel", "evidence", &["x"]);
+        let r = c.finish("t".into(), Ok(()), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Xpass);
+        assert_eq!(r.reason.as_deref(), Some("did not occur: old-kernel: evidence"));
+        assert_eq!(Outcome::Xpass.label(), "XPASS");
+
+        // Two differences, one occurring: the one that did not is reported.
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("x", 1, 2, "s");
+        c.check_eq("y", 1, 1, "s");
+        c.known_difference("a", "ea", &["x"]);
+        c.known_difference("b", "eb", &["y"]);
+        let r = c.finish("t".into(), Ok(()), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Xpass);
+        assert_eq!(r.reason.as_deref(), Some("did not occur: b: eb; occurred: a: ea"));
+    }
+
+    #[test]
+    fn a_skip_does_not_hide_earlier_mismatches() {
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("x", 1, 2, "s");
+        let r = c.finish("t".into(), Err(CaseError::Skip("no sctp".into())), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(r.mismatches.len(), 1);
+        assert!(r.reason.unwrap().contains("no sctp"));
+
+        // An explained one is an xfail, not a skip.
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("x", 1, 2, "s");
+        c.known_difference("d", "e", &["x"]);
+        let r = c.finish("t".into(), Err(CaseError::Skip("no sctp".into())), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Xfail);
+
+        // Predictions that held before a skip leave it a skip.
+        let mut c = Ctx::new(kernel(), None);
+        c.check_eq("x", 1, 1, "s");
+        let r = c.finish("t".into(), Err(CaseError::Skip("no sctp".into())), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Skip);
     }
 }

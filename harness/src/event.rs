@@ -48,6 +48,9 @@ pub struct Summary {
     /// not counted in `passed`.
     #[serde(default)]
     pub flaky: usize,
+    /// Cases whose named kernel difference did not occur.
+    #[serde(default)]
+    pub xpassed: usize,
     /// Wall time of the whole run.
     pub duration_ms: u64,
 }
@@ -60,6 +63,7 @@ impl Summary {
             Outcome::Fail => self.failed += 1,
             Outcome::Skip => self.skipped += 1,
             Outcome::Xfail => self.xfailed += 1,
+            Outcome::Xpass => self.xpassed += 1,
         }
     }
 
@@ -74,7 +78,7 @@ impl Summary {
 
     /// Total results.
     pub fn total(&self) -> usize {
-        self.passed + self.failed + self.skipped + self.xfailed + self.flaky
+        self.passed + self.failed + self.skipped + self.xfailed + self.xpassed + self.flaky
     }
 }
 
@@ -124,6 +128,9 @@ pub struct CaseSummary {
     /// under their final outcome too).
     #[serde(default)]
     pub flaky: usize,
+    /// Xpassed repetitions.
+    #[serde(default)]
+    pub xpassed: usize,
     /// The repetitions that failed (1-based), in order.
     pub failed_repetitions: Vec<usize>,
     /// Duration of the case process over the repetitions.
@@ -141,6 +148,7 @@ impl CaseSummary {
             skipped: 0,
             xfailed: 0,
             flaky: 0,
+            xpassed: 0,
             failed_repetitions: Vec::new(),
             duration_ms: Spread::default(),
         }
@@ -162,6 +170,7 @@ impl CaseSummary {
             }
             Outcome::Skip => self.skipped += 1,
             Outcome::Xfail => self.xfailed += 1,
+            Outcome::Xpass => self.xpassed += 1,
         }
     }
 }
@@ -188,6 +197,15 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xpass_is_counted() {
+        let mut s = Summary::default();
+        for o in [Outcome::Pass, Outcome::Xpass, Outcome::Xfail, Outcome::Xpass] {
+            s.add(o);
+        }
+        assert_eq!((s.passed, s.xfailed, s.xpassed, s.total()), (1, 1, 2, 4));
+    }
 
     #[test]
     fn spread() {

@@ -77,7 +77,9 @@ fn version(s: &str) -> Result<(u32, u32, u32), String> {
     let mut next = |what: &str| match parts.next() {
         None => Ok(0),
         Some(Ok(n)) => Ok(n),
-        Some(Err(_)) => Err(format!("`{s}`: the {what} is not a number; write a version such as 6.10 or 5.10.210")),
+        Some(Err(_)) => Err(format!(
+            "`{s}`: the {what} is not a number; write a version such as 6.10 or 5.10.210"
+        )),
     };
     let v = (next("major")?, next("minor")?, next("patch")?);
     if s.split('.').count() > 3 || s.trim().is_empty() {
@@ -104,7 +106,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<KnownIssue>, String> {
             }
         }
         if i.evidence.trim().is_empty() || i.reason.trim().is_empty() {
-            return Err(format!("{at}: give the evidence (commit, thread or bug) and a one-line reason"));
+            return Err(format!(
+                "{at}: give the evidence (commit, thread or bug) and a one-line reason"
+            ));
         }
         if let Some(c) = &i.config {
             if !c.trim_start_matches('!').starts_with("CONFIG_") {
@@ -145,14 +149,25 @@ fn scope_matches(pattern: &str, name: &str) -> bool {
 impl KnownIssue {
     /// Whether it names this case (by id, result name or glob).
     pub fn names_case(&self, id: &str, name: &str) -> bool {
-        self.case == id || self.case == name || glob(self.case.as_bytes(), id.as_bytes()) || glob(self.case.as_bytes(), name.as_bytes())
+        self.case == id
+            || self.case == name
+            || glob(self.case.as_bytes(), id.as_bytes())
+            || glob(self.case.as_bytes(), name.as_bytes())
     }
 
     /// Whether it applies to this kernel (version range, flavour, config).
     pub fn applies_to(&self, k: &KernelInfo) -> bool {
         let v = k.version;
-        let from_ok = self.from.as_deref().and_then(|f| version(f).ok()).is_none_or(|f| v >= f);
-        let before_ok = self.before.as_deref().and_then(|b| version(b).ok()).is_none_or(|b| v < b);
+        let from_ok = self
+            .from
+            .as_deref()
+            .and_then(|f| version(f).ok())
+            .is_none_or(|f| v >= f);
+        let before_ok = self
+            .before
+            .as_deref()
+            .and_then(|b| version(b).ok())
+            .is_none_or(|b| v < b);
         let flavour_ok = self
             .flavour
             .as_deref()
@@ -231,9 +246,7 @@ pub fn apply(report: &mut CaseReport, id: &str, kernel: &KernelInfo, issues: &[K
             let absent: Vec<&KnownIssue> = applicable
                 .iter()
                 .copied()
-                .filter(|i| {
-                    i.observations.is_empty() || report.observations.keys().any(|o| i.explains(o))
-                })
+                .filter(|i| i.observations.is_empty() || report.observations.keys().any(|o| i.explains(o)))
                 .collect();
             if !absent.is_empty() {
                 report.outcome = Outcome::Xpass;
@@ -291,7 +304,7 @@ reason = "a defect"
                 .map(|c| Mismatch {
                     counter: c.to_string(),
                     expected: "1".into(),
-                    observed: Some(serde_json::json!(2)),
+                    observed: serde_json::json!(2),
                     source: "s".into(),
                 })
                 .collect(),

@@ -16,10 +16,10 @@ pub mod explore;
 pub mod health;
 /// `--format kcidb`: a KCIDB (schema 5.3) submission of a run or a matrix.
 pub mod kcidb;
-/// Known kernel issues as data (`fixtures/known-issues.toml`, `--known-issues`).
-pub mod known_issues;
 /// What the running kernel says about itself.
 pub mod kernel;
+/// Known kernel issues as data (`fixtures/known-issues.toml`, `--known-issues`).
+pub mod known_issues;
 /// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).
 pub mod matrix;
 /// Observations, predictions and their comparison.

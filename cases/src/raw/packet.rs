@@ -643,12 +643,14 @@ pub static TX_RING: CaseDef = CaseDef {
         KiB in 4 blocks), mapped and bound to the sender's veth. 6 complete Ethernet frames (UDP to the \
         receiver's socket) are written into slots 0-5 (data at offset 32, tp_len set, then tp_status = \
         TP_STATUS_SEND_REQUEST), then one blocking send(fd, NULL, 0, 0).",
-    observes: "send()'s return value; every slot's tp_status afterwards; the datagrams the receiver's UDP \
+    observes: "send()'s return value; the sender veth's tx_packets (IFLA_STATS64) before the ring is \
+        filled, before the send() and after it; every slot's tp_status afterwards; the datagrams the receiver's UDP \
         socket reads; /proc/self/maps after the ring guard is dropped; the MIB of both namespaces.",
     predicts: "send() returns the sum of the 6 frame lengths; slots 0-5 are back to \
         TP_STATUS_AVAILABLE (0) and slots 6-7 were never touched (0); the receiver reads exactly the 6 \
         payloads (Udp InDatagrams +6, Ip InReceives/InDelivers +6); the sender's Ip/Udp counters do not \
-        move; one system call sent 6 frames; the ring is unmapped after its guard is dropped.",
+        move; the veth transmits nothing while the frames sit in the ring and all 6 across the one send(); \
+        the ring is unmapped after its guard is dropped.",
     why: "tpacket_snd() walks the ring from its head taking every frame in TP_STATUS_SEND_REQUEST, \
         marks it TP_STATUS_SENDING, builds an skb over the slot (tpacket_fill_skb) and transmits it; \
         the skb destructor tpacket_destruct_skb() sets TP_STATUS_AVAILABLE once the device is done with \
@@ -660,6 +662,17 @@ pub static TX_RING: CaseDef = CaseDef {
     timeout: Duration::from_secs(10),
     run: run_tx,
 };
+
+/// The tx_packets of link `index` (IFLA_STATS64, `ip -s link`).
+fn tx_packets(ns: &kharness::NetNs, index: u32) -> Result<u64, CaseError> {
+    crate::netlink::get_link(ns, index)?
+        .into_iter()
+        .find_map(|a| match a {
+            netlink_packet_route::link::LinkAttribute::Stats64(s) => Some(s.tx_packets),
+            _ => None,
+        })
+        .ok_or_else(|| CaseError::Harness(format!("no IFLA_STATS64 for link {index}")))
+}
 
 fn run_tx(ctx: &mut Ctx) -> Result<(), CaseError> {
     let net = net3(Net3Opts::default())?;
@@ -674,6 +687,7 @@ fn run_tx(ctx: &mut Ctx) -> Result<(), CaseError> {
     sys::setsockopt_int(fd.as_fd(), SOL_PACKET, PACKET_VERSION, TPACKET_V2)?;
     let (block_size, block_nr, frame_size) = (4096usize, 4usize, 2048usize);
     let frame_nr = block_size / frame_size * block_nr;
+    let tx_before = tx_packets(net.sender(), si)?;
     let req: Vec<u8> = [block_size, block_nr, frame_size, frame_nr]
         .iter()
         .flat_map(|w| (*w as u32).to_ne_bytes())
@@ -692,15 +706,31 @@ fn run_tx(ctx: &mut Ctx) -> Result<(), CaseError> {
         ring.write(slot(i) + 4, &(f.len() as u32).to_ne_bytes());
         ring.store_status(slot(i), TP_STATUS_SEND_REQUEST);
     }
+    // What the sender's veth transmitted: nothing while the frames only sit
+    // in the ring, all of them across the one send().
+    let tx_ring_filled = tx_packets(net.sender(), si)?;
     let sent = sys::send(fd.as_fd(), &[], 0);
+    let tx_after_send = tx_packets(net.sender(), si)?;
     ctx.check_eq(
         "send.bytes",
         total as i64,
         sent.map(|n| n as i64).unwrap_or(-1),
         "tpacket_snd() returns the bytes of every frame it sent",
     );
-    ctx.observe("syscalls", 1);
-    ctx.observe("frames_per_syscall", k as u64);
+    ctx.check_eq(
+        "veth.tx_packets_before_send",
+        0,
+        tx_ring_filled - tx_before,
+        "frames marked TP_STATUS_SEND_REQUEST stay in the ring until a send() runs tpacket_snd(): \
+         no kernel thread polls a TX ring",
+    );
+    ctx.check_eq(
+        "veth.tx_packets_by_one_send",
+        k as u64,
+        tx_after_send - tx_ring_filled,
+        "one send() transmits every pending frame (tpacket_snd() loops over the ring), and a blocking send \
+         returns after the device took them (veth_xmit counts tx_packets)",
+    );
     let statuses: Vec<u32> = match wait_for("every slot available again", WAIT, || {
         let s: Vec<u32> = (0..frame_nr).map(|i| ring.load_status(slot(i))).collect();
         s.iter().all(|v| *v == TP_STATUS_AVAILABLE).then_some(s)

@@ -1,6 +1,7 @@
 //! sctp.one_to_one and sctp.one_to_many (seed 004, "SCTP"): plain socket
 //! calls, no libsctp. Where the kernel has no SCTP, socket() says
-//! EPROTONOSUPPORT and the cases skip naming CONFIG_IP_SCTP.
+//! EPROTONOSUPPORT and the cases skip naming CONFIG_IP_SCTP; where
+//! /proc/net/protocols lists SCTP and socket() still refuses, they fail.
 
 use kharness::procfs::Mib;
 use std::io;
@@ -16,7 +17,13 @@ use super::{check_mib, errno_name, mib, net3, Net3Opts, QUIET_TCP, RECEIVER, SEN
 const IPPROTO_SCTP: i32 = 132;
 
 /// An SCTP socket of `ty` in `ns`, or the skip that explains why not.
-fn sctp_socket(ctx: &Ctx, ns: &NetNs, ty: i32) -> Result<OwnedFd, CaseError> {
+///
+/// The refusal is a skip only where the kernel does not list SCTP in
+/// /proc/net/protocols. Where it does, sctp_init() has registered both the
+/// protocol (proto_register) and its inet_protosw entries for SOCK_STREAM
+/// and SOCK_SEQPACKET, so inet_create() must find them: the refusal is then
+/// recorded as a failed prediction (which fails the case, skip or not).
+fn sctp_socket(ctx: &mut Ctx, ns: &NetNs, ty: i32) -> Result<OwnedFd, CaseError> {
     match ns.socket(libc::AF_INET, ty, IPPROTO_SCTP) {
         Ok(fd) => Ok(fd),
         Err(e)
@@ -25,27 +32,46 @@ fn sctp_socket(ctx: &Ctx, ns: &NetNs, ty: i32) -> Result<OwnedFd, CaseError> {
                 Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT)
             ) =>
         {
-            let reg = if ctx.kernel.has_protocol("SCTP") {
-                "SCTP is listed in /proc/net/protocols"
-            } else {
-                "no SCTP in /proc/net/protocols"
-            };
-            // inet_create(): SOCK_STREAM has TCP's entries, none for protocol
-            // 132 -> EPROTONOSUPPORT; SOCK_SEQPACKET has no AF_INET entry at
-            // all without SCTP -> ESOCKTNOSUPPORT.
-            let why = if ty == libc::SOCK_STREAM {
-                "no AF_INET SOCK_STREAM protocol 132 registered"
-            } else {
-                "no AF_INET protocol registers SOCK_SEQPACKET without SCTP"
-            };
-            Err(ctx.skip(format!(
-                "kernel lacks CONFIG_IP_SCTP: socket(AF_INET, {}, IPPROTO_SCTP) failed with {} ({why}; {reg}; the sctp module is neither built in nor loadable here)",
-                if ty == libc::SOCK_STREAM { "SOCK_STREAM" } else { "SOCK_SEQPACKET" },
-                errno_name(&e)
-            )))
+            Err(refused(ctx, ty, &errno_name(&e)))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What a refused SCTP socket (`errno`) means: the skip, after recording a
+/// failed prediction where /proc/net/protocols lists SCTP.
+fn refused(ctx: &mut Ctx, ty: i32, errno: &str) -> CaseError {
+    let type_name = if ty == libc::SOCK_STREAM {
+        "SOCK_STREAM"
+    } else {
+        "SOCK_SEQPACKET"
+    };
+    if ctx.kernel.has_protocol("SCTP") {
+        ctx.check_eq(
+            format!("socket.{}", type_name.to_lowercase()),
+            "ok",
+            errno,
+            "SCTP is listed in /proc/net/protocols: sctp_init() registered sctp_prot and the inet_protosw \
+             entries for SOCK_STREAM and SOCK_SEQPACKET, so inet_create() finds protocol 132",
+        );
+    }
+    // inet_create(): SOCK_STREAM has TCP's entries, none for protocol
+    // 132 -> EPROTONOSUPPORT; SOCK_SEQPACKET has no AF_INET entry at
+    // all without SCTP -> ESOCKTNOSUPPORT.
+    let why = if ty == libc::SOCK_STREAM {
+        "no AF_INET SOCK_STREAM protocol 132 registered"
+    } else {
+        "no AF_INET protocol registers SOCK_SEQPACKET without SCTP"
+    };
+    if ctx.kernel.has_protocol("SCTP") {
+        return ctx.skip(format!(
+            "socket(AF_INET, {type_name}, IPPROTO_SCTP) failed with {errno} although /proc/net/protocols lists SCTP"
+        ));
+    }
+    ctx.skip(format!(
+        "kernel lacks CONFIG_IP_SCTP: socket(AF_INET, {type_name}, IPPROTO_SCTP) failed with {errno} ({why}; no SCTP \
+         in /proc/net/protocols; the sctp module is neither built in nor loadable here)"
+    ))
 }
 
 /// Associations listed in `/proc/thread-self/net/sctp/assocs` of `ns`
@@ -341,4 +367,44 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
         "the reply comes from the listening endpoint",
     );
     run.finish(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use kharness::{CaseError, Ctx, KernelInfo, Outcome};
+
+    fn ctx(sctp_listed: bool) -> Ctx {
+        let mut protocols = BTreeMap::new();
+        protocols.insert("SCTP".to_string(), sctp_listed);
+        Ctx::new(
+            KernelInfo {
+                release: "6.1.0".into(),
+                version: (6, 1, 0),
+                tcp_info_len: 232,
+                protocols,
+                privileges: "root".into(),
+                cpus: 1,
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn a_refusal_is_a_skip_only_where_sctp_is_not_listed() {
+        for (listed, ty, want) in [
+            (false, libc::SOCK_STREAM, Outcome::Skip),
+            (false, libc::SOCK_SEQPACKET, Outcome::Skip),
+            (true, libc::SOCK_STREAM, Outcome::Fail),
+            (true, libc::SOCK_SEQPACKET, Outcome::Fail),
+        ] {
+            let mut c = ctx(listed);
+            let e = super::refused(&mut c, ty, "EPROTONOSUPPORT");
+            assert!(matches!(e, CaseError::Skip(_)));
+            let r = c.finish("sctp".into(), Err(e), Duration::ZERO);
+            assert_eq!(r.outcome, want, "{r:?}");
+        }
+    }
 }

@@ -398,9 +398,10 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     ctx.observe("net.core.rmem_max", rmem_max);
     let userns = kharness::privilege::in_user_namespace();
     // "net: Replace the limit of TCP_LINGER2 with TCP_FIN_TIMEOUT_MAX": 5.8,
-    // backported to 4.19.290 in 2023.
-    let v = ctx.kernel.version;
-    let linger2_clamp = if ctx.kernel.at_least(5, 8) || (v.0, v.1) == (4, 19) && v.2 >= 290 {
+    // backported to 4.19.290 in 2023: a stable backport, so the real version
+    // (Debian's 4.19.0-27 is 4.19.316), not the release's.
+    let k = &ctx.kernel;
+    let linger2_clamp = if k.at_least(5, 8) || (k.at_least_patch(4, 19, 290) && !k.at_least(4, 20)) {
         FIN_TIMEOUT_MAX
     } else {
         FIN_TIMEOUT
@@ -442,9 +443,10 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let info = sys::getsockopt_bytes(tcp.as_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, 512)?;
     ctx.check_eq(
         "TCP_INFO.get_len",
-        ctx.kernel.tcp_info_len as i64,
+        kharness::tcpinfo::expected_len_for((ctx.kernel.version.0, ctx.kernel.version.1)) as i64,
         info.len() as i64,
-        "tcp_get_info(): the kernel's struct tcp_info length, as probed at startup",
+        "do_tcp_getsockopt(TCP_INFO) copies min(optlen, sizeof(struct tcp_info)); the struct's size by \
+         kernel version (kharness::tcpinfo::GENERATIONS)",
     );
     let rr = rr_option();
     let u2 = open(s, Sock::Udp)?;

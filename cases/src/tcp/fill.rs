@@ -24,7 +24,8 @@ pub static FILL: CaseDef = CaseDef {
         SO_MEMINFO, TCP_INFO bytes_received. Read once the connection has settled: nothing in \
         flight and two back-to-back snapshots of both ends equal.",
     predicts: "written + 1 == tcpi_bytes_acked + SIOCOUTQ; SIOCOUTQNSD == tcpi_notsent_bytes; \
-        tcpi_unacked > 0 iff bytes are in flight; receiver SIOCINQ == tcpi_bytes_received == bytes \
+        tcpi_unacked == 0, as nothing is in flight once settled (packets_out is 0; the other side of \
+        the rule, tcpi_unacked > 0 while bytes are in flight, is met in tcp.loss with the link down); receiver SIOCINQ == tcpi_bytes_received == bytes \
         sent (written - SIOCOUTQNSD); bytes_sent - bytes_retrans == bytes sent; SIOCOUTQ <= \
         wmem_queued <= SO_SNDBUF + one skb; SO_SNDBUF/SO_RCVBUF equal their SO_MEMINFO slots; the \
         fill really filled: EAGAIN was returned and bytes remain unsent; the receiver's buffer \

@@ -8,7 +8,7 @@ use kharness::topology::{link_down, link_up};
 use kharness::wait::wait_until;
 use kharness::{CaseDef, CaseError, Ctx, Expect};
 
-use super::{connect, fill, read_some, ConnOpts, Path};
+use super::{check_unacked, connect, fill, read_some, ConnOpts, Path};
 
 /// tcp.loss
 pub static LOSS: CaseDef = CaseDef {
@@ -19,12 +19,15 @@ pub static LOSS: CaseDef = CaseDef {
         down (the client end loses carrier and its queue discipline drops what it sends), and \
         set up again as soon as the client has counted a retransmission; the server then reads \
         everything.",
-    observes: "Client TCP_INFO (retrans, total_retrans, bytes_retrans, bytes_acked), SIOCOUTQ; \
+    observes: "Client TCP_INFO (retrans, total_retrans, bytes_retrans, bytes_acked, unacked), SIOCOUTQ, \
+        SIOCOUTQNSD (also once while the link is down); \
         client Tcp.RetransSegs and TcpExt.TCPTimeouts; server tcpi_bytes_received and the \
         bytes it read (checked against the written pattern).",
     predicts: "tcpi_total_retrans >= 1, tcpi_bytes_retrans >= 1 and Tcp.RetransSegs >= 1 \
         while the link was down, sent by the RTO timer or a tail loss probe (TcpExt.TCPTimeouts \
-        + TCPLossProbes >= 1); in the end every \
+        + TCPLossProbes >= 1); while the link is down, tcpi_unacked > 0 iff bytes are in flight \
+        (SIOCOUTQ > SIOCOUTQNSD: the side of tcp.fill's rule that a settled connection never shows, met \
+        whenever the window was still open when the link went down); in the end every \
         written byte is acked (bytes_acked == written + 1, SIOCOUTQ == 0) and read exactly once \
         and in order (read == written == the server's tcpi_bytes_received, pattern intact).",
     why: "Carrier loss deactivates the device's queue discipline (dev_deactivate installs \
@@ -58,23 +61,25 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let idx = conn.topo.ifindex(conn.server_ns, "veth0");
     link_down(server_ns, idx)?;
     let cfd = conn.client.as_fd();
-    let retrans = wait_until(
+    let down = wait_until(
         "the client to retransmit while the link is down",
         Duration::from_secs(15),
-        || {
-            SockSnapshot::take(cfd)
-                .ok()
-                .and_then(|s| s.ti("total_retrans"))
-                .unwrap_or(0)
-        },
-        |r| *r >= 1,
+        || SockSnapshot::take(cfd).ok(),
+        |s| s.as_ref().and_then(|s| s.ti("total_retrans")).unwrap_or(0) >= 1,
     );
     link_up(server_ns, idx)?;
     let client_idx = conn.topo.ifindex(conn.client_ns, "veth0");
     kharness::topology::wait_oper_up(server_ns, idx, Duration::from_secs(10))?;
     kharness::topology::wait_oper_up(conn.topo.ns(conn.client_ns), client_idx, Duration::from_secs(10))?;
-    let retrans = retrans?;
-    ctx.observe("retrans_seen_while_down", retrans);
+    let down = down?.expect("a snapshot");
+    ctx.observe("retrans_seen_while_down", down.ti("total_retrans"));
+    // With the link down nothing sent since can be acknowledged: bytes in
+    // flight stay in flight. Whether any are depends on whether the window
+    // had closed (and everything was acked) before the link went down, so
+    // the amount is observed, and tcp.fill's rule is checked on it: here it
+    // meets its "> 0" side whenever bytes are in flight.
+    ctx.observe("down.client.in_flight", i64::from(down.outq - down.outq_nsd));
+    check_unacked(ctx, "down.client.tcpi_unacked", &down);
     // Drain: read whatever arrives until every written byte is read and acked.
     let mut corrupt = None;
     let server = &mut conn.server;

@@ -296,6 +296,19 @@ pub(crate) fn settle(conn: &Conn, timeout: Duration) -> Result<Pair, CaseError> 
 /// adds its `struct sk_buff` + shared info (well under 2 KiB).
 pub(crate) const SNDBUF_OVERSHOOT: i64 = 64 * 1024 + 2048;
 
+/// tcpi_unacked against the bytes in flight of the same snapshot: > 0 iff
+/// SIOCOUTQ > SIOCOUTQNSD. Settled snapshots (tcp.fill) have nothing in
+/// flight and check the `== 0` side; tcp.loss, with the link down, the other.
+pub(crate) fn check_unacked(ctx: &mut Ctx, name: &str, c: &SockSnapshot) {
+    let in_flight = c.outq > c.outq_nsd;
+    ctx.check(
+        name,
+        if in_flight { Expect::Gt(0) } else { Expect::eq(0) },
+        c.ti("unacked"),
+        "tcpi_unacked is packets_out: segments sent and not acked, > 0 iff bytes are in flight",
+    );
+}
+
 /// The send-buffer equalities of tcp.fill, checked on a settled snapshot
 /// after `written` bytes were written by the client and `read` read by the
 /// server. `tag` prefixes every observation (`fill`, `step3`…).
@@ -328,12 +341,7 @@ pub(crate) fn check_queue_model(ctx: &mut Ctx, tag: &str, p: &Pair, written: u64
         c.ti("notsent_bytes").map(|v| v as i64),
         "tcpi_notsent_bytes and SIOCOUTQNSD are both write_seq - snd_nxt (tcp_get_info, tcp_ioctl)",
     );
-    ctx.check(
-        format!("{tag}.client.tcpi_unacked"),
-        if in_flight > 0 { Expect::Gt(0) } else { Expect::eq(0) },
-        c.ti("unacked"),
-        "tcpi_unacked is packets_out: segments sent and not acked, > 0 iff bytes are in flight",
-    );
+    check_unacked(ctx, &format!("{tag}.client.tcpi_unacked"), c);
     ctx.check_eq(
         format!("{tag}.server.siocinq+read"),
         sent - in_flight,

@@ -1,8 +1,8 @@
 //! `kharness`: parse arguments, run, map the result to an exit code.
 //!
 //! Exit codes (one map, in [`ExitCode`]):
-//! 0 every case passed, skipped, xfailed or was flaky · 1 a case failed (or
-//! was flaky, with `--flaky-fails`; `report diff`: something regressed) ·
+//! 0 every case passed, skipped, xfailed, xpassed or was flaky · 1 a case failed (or
+//! was flaky, with `--flaky-fails`; xpassed, with `--strict-xpass`; `report diff`: something regressed) ·
 //! 2 usage or configuration error · 69 the harness itself could not run.
 
 mod bench;
@@ -73,7 +73,7 @@ refcount or lockdep splat, hung task or new taint fails the cases that were
 running (mismatch kernel.log / kernel.taint), even if every counter matched.
 The header line `kernel health:` says whether the log could be read.
 
-Exit codes: 0 all passed/skipped/xfailed, 1 a case failed,
+Exit codes: 0 all passed/skipped/xfailed/xpassed, 1 a case failed,
             2 usage or configuration error, 69 the harness could not run.";
 
 #[derive(Parser, Debug)]
@@ -213,7 +213,9 @@ impl KnownArgs {
         let mut all = kharness::known_issues::built_in();
         for f in &self.files {
             all.extend(kharness::known_issues::load(f).map_err(|e| {
-                CliError::Usage(format!("--known-issues {e}; see fixtures/known-issues.toml for the format"))
+                CliError::Usage(format!(
+                    "--known-issues {e}; see fixtures/known-issues.toml for the format"
+                ))
             })?);
         }
         Ok(all)
@@ -409,11 +411,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(e) = write_errors.first() {
                 return Err(CliError::Harness(format!("cannot write the report: {e}")));
             }
-            Ok(if summary.failed > 0 || (flaky_fails && summary.flaky > 0) || (known.strict_xpass && summary.xpassed > 0) {
-                ExitCode::CaseFailed
-            } else {
-                ExitCode::Ok
-            })
+            Ok(
+                if summary.failed > 0
+                    || (flaky_fails && summary.flaky > 0)
+                    || (known.strict_xpass && summary.xpassed > 0)
+                {
+                    ExitCode::CaseFailed
+                } else {
+                    ExitCode::Ok
+                },
+            )
         }
         Cmd::List { filters, format } => {
             if matches!(format, Format::Kcidb) {

@@ -624,7 +624,7 @@ impl Progress {
                 let c = k.counts();
                 let g = |l: &str| c.get(l).copied().unwrap_or(0);
                 let line = format!(
-                    "{} — boot {:.1} s, catalog {:.1} s, {} pass {} fail {} skip {} xfail{}",
+                    "{} — boot {:.1} s, catalog {:.1} s, {} pass {} fail {} skip {} xfail {} xpass{}",
                     k.status.label(),
                     k.timings.boot_ms as f64 / 1000.0,
                     k.timings.catalog_ms as f64 / 1000.0,
@@ -632,6 +632,7 @@ impl Progress {
                     g("FAIL"),
                     g("SKIP"),
                     g("XFAIL"),
+                    g("XPASS"),
                     k.problem.as_ref().map(|p| format!(": {p}")).unwrap_or_default()
                 );
                 match self.bar(&k.name) {

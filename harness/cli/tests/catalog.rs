@@ -2,7 +2,7 @@
 //! through the real `kharness` binary (so each case gets its own process and
 //! namespaces, exactly as in `kharness run`).
 //!
-//! pass and xfail → ok; skip → ignored, with the case's reason; fail → failed,
+//! pass, xfail and xpass → ok; skip → ignored, with the case's reason; fail → failed,
 //! with every mismatch. Without root the binary enters a user namespace by
 //! itself; where that is impossible it exits 69 and every trial fails saying
 //! so.
@@ -51,7 +51,7 @@ fn run_case(name: &str) -> Result<Completion, Failed> {
     };
     let reason = r["reason"].as_str().unwrap_or("").to_string();
     match r["outcome"].as_str() {
-        Some("pass") | Some("xfail") => Ok(Completion::Completed),
+        Some("pass") | Some("xfail") | Some("xpass") => Ok(Completion::Completed),
         Some("skip") => Ok(Completion::ignored_with(reason)),
         _ => {
             let mut msg = format!("{name} failed: {reason}");

@@ -101,8 +101,7 @@ fn check_rows(what: &str, rows: &[Row], cwd: &Path, watch: &[&Path]) {
     );
 }
 
-#[test]
-fn command_line_arguments() {
+fn command_line_arguments() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = scratch_dir("hostile-args");
     let sub = d.join("adir");
@@ -254,13 +253,13 @@ fn command_line_arguments() {
     check_rows("command-line arguments", &rows, &d, &[&d]);
     assert!(!cache.exists(), "the cache directory was created");
     let _ = std::fs::remove_dir_all(&d);
+    Ok(())
 }
 
 /// A report path on a read-only filesystem: refused before anything runs.
 /// Root passes access(2) there, so the check must ask the filesystem. The
 /// read-only mount exists only in a private mount namespace (unshare(1)).
-#[test]
-fn report_path_on_a_read_only_filesystem() {
+fn report_path_on_a_read_only_filesystem() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = scratch_dir("hostile-ro");
     let ro = d.join("ro");
@@ -282,15 +281,13 @@ fn report_path_on_a_read_only_filesystem() {
             o
         }
         Ok(o) => {
-            eprintln!(
-                "hostile: read-only row skipped: cannot make a private read-only mount here: {}",
+            return not_run(format!(
+                "hostile: read-only row not run: cannot make a private read-only mount here: {}",
                 String::from_utf8_lossy(&o.stderr).trim()
-            );
-            return;
+            ));
         }
         Err(e) => {
-            eprintln!("hostile: read-only row skipped: no unshare(1): {e}");
-            return;
+            return not_run(format!("hostile: read-only row not run: no unshare(1): {e}"));
         }
     };
     let err = String::from_utf8_lossy(&out.stderr);
@@ -301,10 +298,10 @@ fn report_path_on_a_read_only_filesystem() {
     );
     eprintln!("hostile: --junit on a read-only filesystem: exit 2 → {}", err.trim());
     let _ = std::fs::remove_dir_all(&d);
+    Ok(())
 }
 
-#[test]
-fn malformed_kernel_lists() {
+fn malformed_kernel_lists() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = scratch_dir("hostile-toml");
     let cache = d.join("cache");
@@ -428,10 +425,10 @@ fn malformed_kernel_lists() {
     check_rows("malformed kernel lists (matrix --list)", &rows, &d, &[&d]);
     assert!(!cache.exists(), "the cache directory was created");
     let _ = std::fs::remove_dir_all(&d);
+    Ok(())
 }
 
-#[test]
-fn files_that_are_not_matrix_reports() {
+fn files_that_are_not_matrix_reports() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = scratch_dir("hostile-merge");
     // A real report to break: the host column, one case.
@@ -525,6 +522,7 @@ fn files_that_are_not_matrix_reports() {
     let (code, _, err) = kharness(&["report", "merge", &g, "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let _ = std::fs::remove_dir_all(&d);
+    Ok(())
 }
 
 /// A guest row: `cmd` (a `kharness matrix … --format json` over `cache`)
@@ -559,18 +557,15 @@ fn matrix_cmd(args: &[String], cache: &Path) -> Command {
     c
 }
 
-#[test]
-fn broken_kernel_packages() {
+fn broken_kernel_packages() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !is_root() {
-        eprintln!("hostile: packages skipped: needs root (the guest boot uses the host's privileges)");
-        return;
+        return not_run("hostile: packages not run: needs root (the guest boot uses the host's privileges)");
     }
     let k = match cached_kernel() {
         Ok(k) => k,
         Err(why) => {
-            eprintln!("hostile: packages skipped: {why}");
-            return;
+            return not_run(format!("hostile: packages not run: {why}"));
         }
     };
     become_subreaper();
@@ -578,8 +573,7 @@ fn broken_kernel_packages() {
     let fake = match FakeArchive::new(&d.join("archive"), k) {
         Ok(f) => f,
         Err(why) => {
-            eprintln!("hostile: packages skipped: {why}");
-            return;
+            return not_run(format!("hostile: packages not run: {why}"));
         }
     };
     let whole = std::fs::read(&fake.deb).unwrap();
@@ -659,6 +653,7 @@ fn broken_kernel_packages() {
     }
     eprintln!("hostile: broken kernel packages: {} refused (exit 69, the package named, no cache entry, no temp directory, no process)", report.len());
     let _ = std::fs::remove_dir_all(&d);
+    Ok(())
 }
 
 /// A minimal static x86-64 program: `exit(0)`. As a guest's /init it makes
@@ -688,21 +683,17 @@ fn exiting_init() -> Vec<u8> {
     v
 }
 
-#[test]
-fn images_that_do_not_boot() {
+fn images_that_do_not_boot() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !is_root() {
-        eprintln!("hostile: boot rows skipped: needs root");
-        return;
+        return not_run("hostile: boot rows not run: needs root");
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     if !std::env::split_paths(&path).any(|d| d.join("qemu-system-x86_64").is_file()) {
-        eprintln!("hostile: boot rows skipped: qemu-system-x86_64 is not installed");
-        return;
+        return not_run("hostile: boot rows not run: qemu-system-x86_64 is not installed");
     }
     let Some(init) = static_init() else {
-        eprintln!("hostile: boot rows skipped: no static kharness (ci/build-static.sh)");
-        return;
+        return not_run("hostile: boot rows not run: no static kharness (ci/build-static.sh)");
     };
     become_subreaper();
     let d = scratch_dir("hostile-boot");
@@ -746,6 +737,7 @@ fn images_that_do_not_boot() {
         report.push(format!("{}: {line}", img.file_name().unwrap().to_string_lossy()));
     }
     // A real kernel whose /init exits at once: the kernel panics.
+    let mut not_done = None;
     match cached_kernel() {
         Ok(k) => {
             let bad_init = d.join("exit0");
@@ -780,7 +772,7 @@ fn images_that_do_not_boot() {
             wait_gone(Duration::from_secs(20)).expect("processes left");
             report.push(format!("a kernel that panics at boot: {line}; warnings {warnings}"));
         }
-        Err(why) => eprintln!("hostile: panic row skipped: {why}"),
+        Err(why) => not_done = Some(format!("hostile: the panic row did not run: {why}")),
     }
     for l in &report {
         eprintln!("    image {l}");
@@ -790,4 +782,22 @@ fn images_that_do_not_boot() {
         report.len()
     );
     let _ = std::fs::remove_dir_all(&d);
+    match not_done {
+        Some(why) => not_run(why),
+        None => Ok(()),
+    }
+}
+
+fn main() {
+    common::run_tests(&[
+        ("command_line_arguments", command_line_arguments),
+        (
+            "report_path_on_a_read_only_filesystem",
+            report_path_on_a_read_only_filesystem,
+        ),
+        ("malformed_kernel_lists", malformed_kernel_lists),
+        ("files_that_are_not_matrix_reports", files_that_are_not_matrix_reports),
+        ("broken_kernel_packages", broken_kernel_packages),
+        ("images_that_do_not_boot", images_that_do_not_boot),
+    ]);
 }

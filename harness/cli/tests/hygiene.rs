@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-#[test]
-fn full_run_and_full_matrix_leave_the_host_as_it_was() {
+fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
     if !is_root() {
-        eprintln!("hygiene: skipped: not root; the host snapshot needs root to be meaningful");
-        return;
+        return not_run("hygiene: not run: not root; the host snapshot needs root to be meaningful");
     }
     let tmp = scratch_dir("hygiene-tmp");
     // kharness's scratch paths come from temp_dir(): TMPDIR is this test's.
@@ -54,9 +52,10 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
     let k = match cached_kernel() {
         Ok(k) => k,
         Err(why) => {
-            eprintln!("hygiene: matrix skipped: {why}");
             let _ = std::fs::remove_dir_all(&tmp);
-            return;
+            return not_run(format!(
+                "hygiene: the full run left the host as it was; the matrix part did not run: {why}"
+            ));
         }
     };
     let cache = tmp.with_file_name(format!("kharness-test-hygiene-cache-{}", std::process::id()));
@@ -132,4 +131,12 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() {
     );
     let _ = std::fs::remove_dir_all(&cache);
     let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+fn main() {
+    common::run_tests(&[(
+        "full_run_and_full_matrix_leave_the_host_as_it_was",
+        full_run_and_full_matrix_leave_the_host_as_it_was,
+    )]);
 }

@@ -148,12 +148,10 @@ fn spread(points: usize, span: Duration) -> Vec<Duration> {
         .collect()
 }
 
-#[test]
-fn sigkill_of_run_or_of_a_case_leaks_nothing() {
+fn sigkill_of_run_or_of_a_case_leaks_nothing() -> TestResult {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !is_root() {
-        eprintln!("kill: skipped: needs root (namespaces, mounts and the host snapshot)");
-        return;
+        return not_run("kill: not run: needs root (namespaces, mounts and the host snapshot)");
     }
     become_subreaper();
     let points = env_usize("KHARNESS_KILL_POINTS", 12);
@@ -276,6 +274,7 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() {
         panic!("the host namespace changed:\n{d}");
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
 }
 
 /// Runs the catalog and SIGKILLs the first case process alive at `at`;
@@ -338,18 +337,15 @@ fn case_name(cmdline: &str) -> String {
 /// The matrix: a guest under QEMU and the host, SIGKILLed at points over
 /// the run. Its cache holds a kernel (hard links to the user's cache) and
 /// gains nothing: the run's log directory goes with it.
-#[test]
-fn sigkill_of_matrix_leaks_nothing() {
+fn sigkill_of_matrix_leaks_nothing() -> TestResult {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !is_root() {
-        eprintln!("kill: matrix skipped: needs root");
-        return;
+        return not_run("kill: matrix not run: needs root");
     }
     let k = match cached_kernel() {
         Ok(k) => k,
         Err(why) => {
-            eprintln!("kill: matrix skipped: {why}");
-            return;
+            return not_run(format!("kill: matrix not run: {why}"));
         }
     };
     become_subreaper();
@@ -435,6 +431,7 @@ fn sigkill_of_matrix_leaks_nothing() {
         panic!("the host namespace changed:\n{d}");
     }
     let _ = std::fs::remove_dir_all(&root);
+    Ok(())
 }
 
 /// The fetch: a kernel package served by a stand-in apt (see
@@ -442,18 +439,15 @@ fn sigkill_of_matrix_leaks_nothing() {
 /// cache while the run is SIGKILLed at points spread over the fetch and the
 /// boot. After each kill the cache holds nothing but a complete entry (or
 /// none), and a last run uses what it holds and boots.
-#[test]
-fn sigkill_during_fetch_leaves_no_half_entry() {
+fn sigkill_during_fetch_leaves_no_half_entry() -> TestResult {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !is_root() {
-        eprintln!("kill: fetch skipped: needs root");
-        return;
+        return not_run("kill: fetch not run: needs root");
     }
     let k = match cached_kernel() {
         Ok(k) => k,
         Err(why) => {
-            eprintln!("kill: fetch skipped: {why}");
-            return;
+            return not_run(format!("kill: fetch not run: {why}"));
         }
     };
     become_subreaper();
@@ -462,9 +456,8 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
     let fake = match FakeArchive::new(&root.join("archive"), k) {
         Ok(f) => f,
         Err(why) => {
-            eprintln!("kill: fetch skipped: {why}");
             let _ = std::fs::remove_dir_all(&root);
-            return;
+            return not_run(format!("kill: fetch not run: {why}"));
         }
     };
     let cache = root.join("cache");
@@ -574,4 +567,19 @@ fn sigkill_during_fetch_leaves_no_half_entry() {
     );
     wait_gone(Duration::from_secs(20)).expect("processes left");
     let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+fn main() {
+    common::run_tests(&[
+        (
+            "sigkill_of_run_or_of_a_case_leaks_nothing",
+            sigkill_of_run_or_of_a_case_leaks_nothing,
+        ),
+        ("sigkill_of_matrix_leaks_nothing", sigkill_of_matrix_leaks_nothing),
+        (
+            "sigkill_during_fetch_leaves_no_half_entry",
+            sigkill_during_fetch_leaves_no_half_entry,
+        ),
+    ]);
 }

@@ -24,8 +24,8 @@ use crate::case::Outcome;
 /// One cell of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
-    /// `pass`, `fail`, `skip`, `xfail`, `flaky` (failed, then passed on a
-    /// retry), or `—` (not run).
+    /// `pass`, `FAIL`, `skip`, `xfail`, `XPASS`, `flaky` (failed, then passed
+    /// on a retry), or `—` (not run).
     pub label: &'static str,
     /// Outcome, if the case ran.
     pub outcome: Option<Outcome>,
@@ -95,6 +95,7 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
                         Outcome::Fail => "FAIL",
                         Outcome::Skip => "skip",
                         Outcome::Xfail => "xfail",
+                        Outcome::Xpass => "XPASS",
                     };
                     let note = match (note, r.report.attempts.first()) {
                         (None, Some(a)) if r.report.is_flaky() => Some(note_for(
@@ -156,11 +157,18 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
         ("boot to hello".to_string(), col(&|k| secs(k.timings.boot_ms))),
         ("catalog".to_string(), col(&|k| secs(k.timings.catalog_ms))),
         (
-            "pass/fail/skip/xfail".to_string(),
+            "pass/fail/skip/xfail/xpass".to_string(),
             col(&|k| {
                 let c = k.counts();
                 let g = |l: &str| c.get(l).copied().unwrap_or(0);
-                format!("{}/{}/{}/{}", g("PASS"), g("FAIL"), g("SKIP"), g("XFAIL"))
+                format!(
+                    "{}/{}/{}/{}/{}",
+                    g("PASS"),
+                    g("FAIL"),
+                    g("SKIP"),
+                    g("XFAIL"),
+                    g("XPASS")
+                )
             }),
         ),
         (
@@ -291,6 +299,7 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
             Some(Outcome::Fail) => "1;31",
             Some(Outcome::Skip) => "33",
             Some(Outcome::Xfail) => "36",
+            Some(Outcome::Xpass) => "35",
             None => "2",
         };
         format!("\x1b[{code}m{s}\x1b[0m")
@@ -377,7 +386,7 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
             }
         }
     }
-    let mut totals = [0usize; 4];
+    let mut totals = [0usize; 5];
     for k in &m.kernels {
         for r in &k.results {
             totals[match r.report.outcome {
@@ -385,6 +394,7 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
                 Outcome::Fail => 1,
                 Outcome::Skip => 2,
                 Outcome::Xfail => 3,
+                Outcome::Xpass => 4,
             }] += 1;
         }
     }
@@ -399,8 +409,9 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
     let _ = writeln!(out, "{} passed, {} failed, {} skipped", totals[0], totals[1], totals[2]);
     let _ = writeln!(
         out,
-        "{} xfailed{}; {} of {} kernels did not complete",
+        "{} xfailed, {} xpassed{}; {} of {} kernels did not complete",
         totals[3],
+        totals[4],
         if flaky > 0 {
             format!(" ({flaky} of the passes flaky)")
         } else {
@@ -435,6 +446,7 @@ pub fn markdown(m: &Matrix, order: &[String]) -> String {
                 Some(Outcome::Fail) => "❌ ",
                 Some(Outcome::Skip) => "⏭️ ",
                 Some(Outcome::Xfail) => "⚠️ ",
+                Some(Outcome::Xpass) => "❗ ",
                 None => "",
             };
             let icon = if c.label == "flaky" { "🔁 " } else { icon };
@@ -480,7 +492,7 @@ pub fn html(m: &Matrix, order: &[String]) -> String {
 th,td{border:1px solid #ccc;padding:.3em .7em;text-align:left;white-space:nowrap}\
 th small{font-weight:normal;color:#666}td.case{font-family:monospace}\
 .pass{background:#dff5df}.fail{background:#f8d0d0;font-weight:bold}.skip{background:#fbf1cc}\
-.xfail{background:#d8ecf7}.none{color:#999}tr.fact td{background:#f4f4f4}\
+.xfail{background:#d8ecf7}.xpass{background:#ecd8f7}.none{color:#999}tr.fact td{background:#f4f4f4}\
 td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{background:#f4f4f4;padding:.5em}\n",
     );
     out.push_str("</style></head><body>\n");
@@ -505,6 +517,7 @@ td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{backgro
                 Some(Outcome::Fail) => "fail",
                 Some(Outcome::Skip) => "skip",
                 Some(Outcome::Xfail) => "xfail",
+                Some(Outcome::Xpass) => "xpass",
                 None => "none",
             };
             let title = c
@@ -604,7 +617,7 @@ pub fn junit(m: &Matrix) -> String {
             let rep = &r.report;
             let family = rep.case.split('.').next().unwrap_or("cases");
             let status = match rep.outcome {
-                Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
+                Outcome::Pass | Outcome::Xfail | Outcome::Xpass => TestCaseStatus::success(),
                 Outcome::Skip => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(k.reason_of(rep).unwrap_or_default());
@@ -635,8 +648,12 @@ pub fn junit(m: &Matrix) -> String {
                     rep.attempts.len(),
                     rep.outcome.label()
                 ));
-            } else if rep.outcome == Outcome::Xfail {
-                tc.set_system_out(format!("XFAIL: {}", rep.reason.clone().unwrap_or_default()));
+            } else if matches!(rep.outcome, Outcome::Xfail | Outcome::Xpass) {
+                tc.set_system_out(format!(
+                    "{}: {}",
+                    rep.outcome.label(),
+                    rep.reason.clone().unwrap_or_default()
+                ));
             }
             suite.add_test_case(tc);
         }
@@ -686,5 +703,24 @@ mod tests {
             j.contains("kharness.6.1.tcp") && j.contains("<skipped") && j.contains("5.10.kernel"),
             "{j}"
         );
+    }
+
+    #[test]
+    fn renders_xpass_in_every_format() {
+        let mut m = sample();
+        let k = m.kernels.iter_mut().find(|k| k.name == "host").unwrap();
+        k.results.push(crate::matrix::results::MatrixResult {
+            report: crate::matrix::results::tests::report("unix.oob", Outcome::Xpass, Some("did not occur: d: e")),
+            tcp_info_len: 280,
+        });
+        let order = vec!["tcp.fill".to_string(), "unix.oob".to_string()];
+        let t = text(&m, &order, false);
+        let row = t.lines().find(|l| l.starts_with("unix.oob")).unwrap();
+        assert!(row.contains("XPASS"), "{row}");
+        assert!(t.contains("0/1/0/0/1"), "{t}");
+        assert!(t.contains("1 xfailed, 1 xpassed;"), "{t}");
+        assert!(markdown(&m, &order).contains("❗ XPASS"));
+        assert!(html(&m, &order).contains("class=\"xpass\""));
+        assert!(junit(&m).contains("XPASS: did not occur: d: e"));
     }
 }

@@ -180,7 +180,7 @@ impl KernelRun {
         self.results.iter().find(|r| r.report.case == name)
     }
 
-    /// Counts by outcome label (`PASS`, `FAIL`, `SKIP`, `XFAIL`).
+    /// Counts by outcome label (`PASS`, `FAIL`, `SKIP`, `XFAIL`, `XPASS`).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
         for r in &self.results {

@@ -560,7 +560,11 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
     let mut cmd = Command::new(&opts.host_exe);
     cmd.args(["run", "--format", "json", "--jobs", &opts.host_jobs.to_string()])
         .args(["--retries", &opts.retries.to_string()])
-        .args(opts.known_issue_files.iter().flat_map(|f| [std::ffi::OsStr::new("--known-issues"), f.as_os_str()]))
+        .args(
+            opts.known_issue_files
+                .iter()
+                .flat_map(|f| [std::ffi::OsStr::new("--known-issues"), f.as_os_str()]),
+        )
         .args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     crate::sys::die_with_parent(&mut cmd);

@@ -11,7 +11,7 @@
 //!   SKIP  sctp.one_to_one          1 ms  kernel lacks CONFIG_IP_SCTP
 //!
 //! 8 passed, 1 failed, 1 skipped
-//! 0 xfailed; 0.81 s wall
+//! 0 xfailed, 0 xpassed; 0.81 s wall
 //! ```
 //!
 //! With `--repeat N` each result line names its repetition (`#3`), and a
@@ -211,6 +211,7 @@ impl<W: Write> Reporter for Human<W> {
                     (c.skipped, "skipped"),
                     (c.xfailed, "xfailed"),
                     (c.flaky, "flaky"),
+                    (c.xpassed, "xpassed"),
                 ] {
                     if n > 0 {
                         counts.push(format!("{n} {what}"));
@@ -246,8 +247,9 @@ impl<W: Write> Reporter for Human<W> {
                 };
                 writeln!(
                     self.out,
-                    "{} xfailed{flaky}; {:.2} s wall",
+                    "{} xfailed, {} xpassed{flaky}; {:.2} s wall",
                     s.xfailed,
+                    s.xpassed,
                     s.duration_ms as f64 / 1000.0
                 )?;
             }

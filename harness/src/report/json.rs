@@ -4,7 +4,7 @@
 //! {"type":"header","schema":1,"kernel":{"release":"6.18.44",…},"cases":9,"jobs":2,…}
 //! {"type":"result","case":"tcp.fill[veth]","outcome":"pass","reason":null,"duration_ms":41,
 //!  "kernel":"6.18.44","observations":{"outq":…},"mismatches":[],"checks":14}
-//! {"type":"summary","passed":9,"failed":0,"skipped":0,"xfailed":0,"duration_ms":812}
+//! {"type":"summary","passed":9,"failed":0,"skipped":0,"xfailed":0,"xpassed":0,"duration_ms":812}
 //! ```
 //!
 //! Every result carries its `repetition` (1 unless `--repeat`). With
@@ -16,7 +16,7 @@
 //! the summary:
 //!
 //! ```text
-//! {"type":"case_summary","case":"tcp.loss","runs":50,"passed":49,"failed":1,"skipped":0,"xfailed":0,
+//! {"type":"case_summary","case":"tcp.loss","runs":50,"passed":49,"failed":1,"skipped":0,"xfailed":0,"xpassed":0,
 //!  "failed_repetitions":[17],"duration_ms":{"min":210,"median":226,"max":310}}
 //! ```
 

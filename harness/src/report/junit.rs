@@ -1,6 +1,6 @@
 //! `--junit FILE`: JUnit XML (via `quick-junit`), one testsuite per family,
-//! written when the run finishes. Skips are `<skipped>`, xfails are passes
-//! with the kernel difference in `system-out`, failures carry every mismatch.
+//! written when the run finishes. Skips are `<skipped>`, xfails and xpasses are passes
+//! with the kernel difference (and its label) in `system-out`, failures carry every mismatch.
 //! A case that failed and then passed on a retry (`--retries`) is a success
 //! with one `<flakyFailure>` per failed attempt and `FLAKY` in `system-out`.
 //! With `--repeat N` each repetition is a test case of its own, named
@@ -48,7 +48,7 @@ impl Junit {
             let mut suite = TestSuite::new(family.clone());
             for r in rs {
                 let status = match r.outcome {
-                    Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
+                    Outcome::Pass | Outcome::Xfail | Outcome::Xpass => TestCaseStatus::success(),
                     Outcome::Skip => {
                         let mut s = TestCaseStatus::skipped();
                         s.set_message(r.reason.clone().unwrap_or_default());
@@ -79,8 +79,12 @@ impl Junit {
                         r.attempts.len(),
                         r.outcome.label()
                     ));
-                } else if r.outcome == Outcome::Xfail {
-                    tc.set_system_out(format!("XFAIL: {}", r.reason.clone().unwrap_or_default()));
+                } else if matches!(r.outcome, Outcome::Xfail | Outcome::Xpass) {
+                    tc.set_system_out(format!(
+                        "{}: {}",
+                        r.outcome.label(),
+                        r.reason.clone().unwrap_or_default()
+                    ));
                 }
                 suite.add_test_case(tc);
             }

@@ -67,6 +67,7 @@ impl<W: Write> Reporter for Tap<W> {
                     Outcome::Pass => writeln!(self.out, "ok {} {}", self.n, name)?,
                     Outcome::Skip => writeln!(self.out, "ok {} {} # SKIP {}", self.n, name, reason)?,
                     Outcome::Xfail => writeln!(self.out, "ok {} {} # XFAIL {}", self.n, name, reason)?,
+                    Outcome::Xpass => writeln!(self.out, "ok {} {} # XPASS {}", self.n, name, reason)?,
                     Outcome::Fail => {
                         writeln!(self.out, "not ok {} {}", self.n, name)?;
                         writeln!(self.out, "  ---")?;
@@ -104,15 +105,15 @@ impl<W: Write> Reporter for Tap<W> {
                 let d = c.duration_ms;
                 writeln!(
                     self.out,
-                    "# {}: {} runs, pass:{} fail:{} xfail:{} skip:{}, duration min/median/max {}/{}/{} ms",
-                    c.case, c.runs, c.passed, c.failed, c.xfailed, c.skipped, d.min, d.median, d.max
+                    "# {}: {} runs, pass:{} fail:{} xfail:{} xpass:{} skip:{}, duration min/median/max {}/{}/{} ms",
+                    c.case, c.runs, c.passed, c.failed, c.xfailed, c.xpassed, c.skipped, d.min, d.median, d.max
                 )?;
             }
             Event::RunFinished(s) => {
                 writeln!(
                     self.out,
-                    "# Totals: pass:{} fail:{} xfail:{} xpass:0 skip:{} error:0",
-                    s.passed, s.failed, s.xfailed, s.skipped
+                    "# Totals: pass:{} fail:{} xfail:{} xpass:{} skip:{} error:0",
+                    s.passed, s.failed, s.xfailed, s.xpassed, s.skipped
                 )?;
                 if s.flaky > 0 {
                     writeln!(self.out, "# Flaky: {} (passed on a retry, not in pass)", s.flaky)?;

@@ -707,3 +707,51 @@ impl FakeArchive {
         Ok(())
     }
 }
+
+/// A test whose prerequisite (root, QEMU, the static /init, a cached kernel,
+/// a private mount) is missing did not run: it says why, and is reported
+/// ignored, never passed. With `KHARNESS_REQUIRE_ALL=1` (CI) it fails.
+#[derive(Debug)]
+pub struct NotRun(pub String);
+
+/// What a reliability test returns: `Err(NotRun)` when it could not run
+/// (some or all of it); a failed assertion panics as usual.
+pub type TestResult = Result<(), NotRun>;
+
+/// `Err(NotRun(why))`, for `return not_run(…)`.
+pub fn not_run(why: impl Into<String>) -> TestResult {
+    Err(NotRun(why.into()))
+}
+
+/// Root, or why not.
+pub fn require_root(what: &str) -> TestResult {
+    if is_root() {
+        Ok(())
+    } else {
+        not_run(format!("{what} needs root"))
+    }
+}
+
+/// A named test of a libtest-mimic test file.
+pub type NamedTest = (&'static str, fn() -> TestResult);
+
+/// The `main` of a test file run with libtest-mimic (`harness = false`):
+/// every test is a trial, and one that returns `NotRun` is ignored with its
+/// reason — or failed under `KHARNESS_REQUIRE_ALL=1`.
+pub fn run_tests(tests: &[NamedTest]) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let require_all = std::env::var("KHARNESS_REQUIRE_ALL").is_ok_and(|v| v == "1");
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::ignorable_test(name, move || match f() {
+                Ok(()) => Ok(libtest_mimic::Completion::Completed),
+                Err(NotRun(why)) if require_all => {
+                    Err(format!("did not run, and KHARNESS_REQUIRE_ALL=1: {why}").into())
+                }
+                Err(NotRun(why)) => Ok(libtest_mimic::Completion::ignored_with(why)),
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}
