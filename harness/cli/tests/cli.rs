@@ -269,3 +269,54 @@ fn explore_spends_its_budget_and_prints_every_seed() {
     assert!(!seeds.is_empty(), "{out}");
     assert_eq!(seeds, (77..77 + seeds.len() as u64).collect::<Vec<_>>(), "{out}");
 }
+
+/// Known issues as data: the built-in list names route.state_machine's IPv6
+/// dump defect where the kernel shows it; a team's entry whose observation
+/// passes is an xpass, which `--strict-xpass` turns into exit 1; a bad list
+/// is refused before anything runs.
+#[test]
+fn known_issues_match_xpass_and_refuse_bad_lists() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("known-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let team = dir.join("team.toml");
+    std::fs::write(
+        &team,
+        r#"[[issue]]
+id = "test-only-refused-rst"
+case = "tcp.refused"
+observations = ["server.Tcp.OutRsts"]
+evidence = "test-only entry"
+reason = "an entry whose observation passes on every kernel"
+"#,
+    )
+    .unwrap();
+    let team_s = team.to_str().unwrap();
+    let (code, out, err) = kharness(&["run", "tcp.refused", "--known-issues", team_s, "--format", "json"]);
+    assert_eq!(code, 0, "xpass is not a failure: {out}{err}");
+    let result: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["type"] == "result")
+        .unwrap();
+    assert_eq!(result["outcome"], "xpass", "{result}");
+    assert!(result["reason"].as_str().unwrap().contains("test-only-refused-rst"));
+    let (code, _, _) = kharness(&["run", "tcp.refused", "--known-issues", team_s, "--strict-xpass"]);
+    assert_eq!(code, 1, "--strict-xpass makes an xpass fail the run");
+
+    // explain lists the built-in entry of a case.
+    let (_, out, _) = kharness(&["explain", "route.state_machine"]);
+    assert!(out.contains("ipv6-dump-omits-route-between-ecmp-siblings"), "{out}");
+
+    // A bad list: exit 2, the file and the fault named, nothing run.
+    std::fs::write(
+        &team,
+        "[[issue]]\nid = \"x\"\ncase = \"tcp.refused\"\nevidence = \"e\"\nreason = \"r\"\nfrom = \"six\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = kharness(&["run", "tcp.refused", "--known-issues", team_s]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("team.toml") && err.contains("not a number"), "{err}");
+    assert!(out.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
