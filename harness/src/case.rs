@@ -141,6 +141,10 @@ pub struct CaseReport {
     /// `kharness run --repeat N` runs the catalog N times).
     #[serde(default = "first_repetition")]
     pub repetition: usize,
+    /// Observations that vary from run to run on one kernel (ports, inodes,
+    /// timings, seeds): left out when kernels are compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volatile: Vec<String>,
 }
 
 fn first_repetition() -> usize {
@@ -160,6 +164,7 @@ pub struct Ctx {
     predictions: Vec<Prediction>,
     known_difference: Option<(String, String)>,
     notes: Vec<String>,
+    volatile: Vec<String>,
 }
 
 impl Ctx {
@@ -173,12 +178,24 @@ impl Ctx {
             predictions: Vec::new(),
             known_difference: None,
             notes: Vec::new(),
+            volatile: Vec::new(),
         }
     }
 
     /// Records an observation (`null` for "the kernel did not report it").
     pub fn observe(&mut self, name: impl Into<String>, value: impl Into<Value>) {
         self.observations.insert(name.into(), value.into());
+    }
+
+    /// Records an observation whose value varies from run to run on one
+    /// kernel (a port, an inode, a time, a seed): reported like any other,
+    /// but left out when kernels are compared.
+    pub fn observe_volatile(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        let name = name.into();
+        if !self.volatile.contains(&name) {
+            self.volatile.push(name.clone());
+        }
+        self.observations.insert(name, value.into());
     }
 
     /// Records an optional observation: `None` becomes `null` (absent).
@@ -276,6 +293,7 @@ impl Ctx {
             checks,
             notes: self.notes,
             repetition: 1,
+            volatile: self.volatile,
         }
     }
 }

@@ -790,6 +790,7 @@ mod tests {
             checks: 3,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
         }
     }
 

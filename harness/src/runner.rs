@@ -208,6 +208,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
             checks: 0,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
         }
     };
     let mut child = match cmd.spawn() {

@@ -141,6 +141,14 @@ impl SctpRun {
     /// counters, binds the server to the receiver's address and listens.
     fn start(ctx: &mut Ctx, ty: libc::c_int) -> Result<(SctpRun, OwnedFd), CaseError> {
         let net = net3(Net3Opts::default())?;
+        ctx.observe(
+            "gate.sctp",
+            if ctx.kernel.has_protocol("SCTP") {
+                "SCTP registered"
+            } else {
+                "no SCTP in /proc/net/protocols"
+            },
+        );
         let server = sctp_socket(ctx, net.receiver(), ty)?;
         let client = sctp_socket(ctx, net.sender(), ty)?;
         let s_before = mib(net.sender())?;

@@ -59,6 +59,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     fill(&mut conn.client, &mut written, 1 << 20)?;
     settle(&conn, SETTLE)?;
     let want_len = expected_len_for((ctx.kernel.version.0, ctx.kernel.version.1));
+    // The version gate the model took, named for the matrix's differences.
+    if let Some((_, since)) = kharness::tcpinfo::GENERATIONS
+        .iter()
+        .rev()
+        .find(|(l, _)| *l == want_len)
+    {
+        ctx.observe("gate.tcp_info_len", format!("{since}+: {want_len} bytes"));
+    }
     for (side, stream, ns) in [
         ("client", &conn.client, conn.client_ns),
         ("server", &conn.server, conn.server_ns),

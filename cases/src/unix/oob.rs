@@ -74,6 +74,15 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         let config = config_af_unix_oob(&ctx.kernel.release);
         ctx.observe("kernel.at_least_5_15", version_ok);
         ctx.observe_opt("config.af_unix_oob", config);
+        ctx.observe(
+            "gate.af_unix_oob",
+            match (version_ok, config) {
+                (false, _) => "before 5.15: no MSG_OOB",
+                (true, Some(false)) => "5.15+, CONFIG_AF_UNIX_OOB off: no MSG_OOB",
+                (true, Some(true)) => "5.15+, CONFIG_AF_UNIX_OOB=y: MSG_OOB",
+                (true, None) => "5.15+: MSG_OOB (config unread)",
+            },
+        );
         let supported = version_ok && config != Some(false);
         let model = if !version_ok {
             "before 5.15 unix_stream_sendmsg() rejects MSG_OOB with -EOPNOTSUPP"

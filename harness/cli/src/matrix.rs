@@ -60,12 +60,17 @@ pub struct OutputArgs {
     /// Also write a self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Print only what differs between the kernels (the differences
+    /// section; in JSON, the differences object).
+    #[arg(long)]
+    diff_only: bool,
 }
 
 /// `kharness matrix`.
 #[derive(Args, Debug, Clone)]
 pub struct MatrixArgs {
-    /// Kernel names from the list (default: all of them).
+    /// Kernel names from the list (default: the kernels not marked `extra`;
+    /// `all`: every kernel of the list).
     kernels: Vec<String>,
     /// The kernel list (default: ./fixtures/kernels.toml, else the one built in).
     #[arg(long, value_name = "FILE")]
@@ -242,14 +247,34 @@ fn check_out_path(flag: &str, p: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// What each case documents about kernel differences, by case id.
+fn case_docs() -> std::collections::BTreeMap<String, String> {
+    crate::catalog()
+        .iter()
+        .map(|d| {
+            (
+                d.id.to_string(),
+                d.kernels.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
 fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
     let order = catalog_order();
+    let mut m = m.clone();
+    m.differences = Some(kharness::matrix::diff::compute(&m, &order, &case_docs()));
+    let m = &m;
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let text = match out.format {
-        MatrixFormat::Human => report::text(m, &order, color),
-        MatrixFormat::Json => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
-        MatrixFormat::Markdown => report::markdown(m, &order),
+    let d = report::differences_of(m, &order);
+    let text = match (out.format, out.diff_only) {
+        (MatrixFormat::Human, false) => report::text(m, &order, color),
+        (MatrixFormat::Human, true) => report::differences_text(&d, color),
+        (MatrixFormat::Json, false) => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
+        (MatrixFormat::Json, true) => serde_json::to_string_pretty(&d).expect("differences serialise") + "\n",
+        (MatrixFormat::Markdown, false) => report::markdown(m, &order),
+        (MatrixFormat::Markdown, true) => report::differences_markdown(&d),
     };
     let harness = |e: std::io::Error, what: &str| CliError::Harness(format!("cannot write {what}: {e}"));
     let _ = stdout.lock().write_all(text.as_bytes());
@@ -367,9 +392,13 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     let mut config_errors: Vec<KernelRun> = Vec::new();
     let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
     if args.kernels.is_empty() && args.kernel.is_none() {
+        // The default set: every kernel not marked `extra`.
+        selected.extend(config.kernels.iter().cloned().enumerate().filter(|(_, k)| !k.extra));
+    }
+    if args.kernels.iter().any(|k| k == "all") {
         selected.extend(config.kernels.iter().cloned().enumerate());
     }
-    for (n, name) in args.kernels.iter().enumerate() {
+    for (n, name) in args.kernels.iter().enumerate().filter(|(_, k)| *k != "all") {
         match config.kernels.iter().position(|k| &k.name == name) {
             Some(i) if selected.iter().any(|(j, _)| *j == i) => {}
             Some(i) => selected.push((i, config.kernels[i].clone())),
@@ -394,6 +423,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
                 image: image.clone(),
                 modules: args.modules.clone(),
             },
+            extra: false,
         };
         selected.push((config.kernels.len(), spec));
     }
@@ -683,6 +713,7 @@ mod tests {
             format: MatrixFormat::Json,
             junit: None,
             html: None,
+            diff_only: false,
         };
         match report(ReportCmd::Merge { files: vec![bad], out }) {
             Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),

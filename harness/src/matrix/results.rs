@@ -27,6 +27,10 @@ pub struct Matrix {
     /// `[i, n]` when this is one shard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<(usize, usize)>,
+    /// What differs between the kernels (filled in before output; computed
+    /// again after a merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differences: Option<super::diff::Differences>,
 }
 
 /// How far a kernel got.
@@ -308,6 +312,7 @@ impl Recorder {
                 checks: 0,
                 notes: vec![],
                 repetition: 1,
+                volatile: vec![],
             };
             let tcp_info_len = run.kernel.as_ref().map(|k| k.tcp_info_len).unwrap_or(0);
             run.results.push(MatrixResult { report, tcp_info_len });
@@ -390,6 +395,7 @@ pub fn merge(parts: Vec<(String, Matrix)>) -> Result<Matrix, String> {
         kernels: kernels.into_iter().map(|(_, k)| k).collect(),
         wall_ms: wall,
         shard: None,
+        differences: None,
     })
 }
 
@@ -410,6 +416,7 @@ pub(crate) mod tests {
             checks: 3,
             notes: vec![],
             repetition: 1,
+            volatile: vec![],
         }
     }
 
@@ -449,6 +456,7 @@ pub(crate) mod tests {
             kernels: vec![c, a, b],
             wall_ms: 10,
             shard: None,
+            differences: None,
         }
     }
 
