@@ -215,6 +215,7 @@ fn run_cooked(ctx: &mut Ctx) -> Result<(), CaseError> {
                 a.and_then(|a| a.addr()).map(|m| format!("{m:02x?}")),
                 "dev_parse_header(): the source MAC, in both modes",
             );
+            crate::volatile(ctx, &format!("{name}.frame{j}.sll_addr"));
             ctx.check_eq(
                 format!("{name}.frame{j}.sll_halen"),
                 6,

@@ -202,6 +202,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
             .unwrap_or_default(),
         "getsockname() returns the abstract name as bound",
     );
+    crate::volatile(ctx, "abstract.getsockname_name");
 
     let (ino_a, ino_p) = (inode(&la)?, inode(&lp)?);
     let v = NsView::read(&ns, &diag)?;
@@ -219,6 +220,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(v.proc_of(ino_a).and_then(|p| p.path.clone())),
         "unix_seq_show() prints the leading NUL as '@'",
     );
+    crate::volatile(ctx, "abstract.proc_net_unix.path");
     ctx.check_eq(
         "abstract.proc_net_unix.flags",
         0x10000,
@@ -232,6 +234,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(d.and_then(|d| d.display_name())),
         "sk_diag_dump_name(): sun_path as bound; ss -x shows the NUL as '@'",
     );
+    crate::volatile(ctx, "abstract.unix_diag.name");
     ctx.check_eq(
         "abstract.unix_diag.name_first_byte",
         0,
@@ -251,6 +254,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(v.proc_of(ino_p).and_then(|p| p.path.clone())),
         "unix_seq_show() prints the path",
     );
+    crate::volatile(ctx, "pathname.proc_net_unix.path");
     let dp = v.diag_of(ino_p);
     ctx.check_eq(
         "pathname.unix_diag.name",
@@ -258,6 +262,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(dp.and_then(|d| d.display_name())),
         "sk_diag_dump_name(): the path as bound",
     );
+    crate::volatile(ctx, "pathname.unix_diag.name");
     ctx.check_eq(
         "pathname.unix_diag.name_len",
         (path_s.len() + 1) as u64,
@@ -467,7 +472,7 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
         let got = recvmsg_scm(recv.as_fd(), &mut buf, 0, libc::MSG_DONTWAIT)?;
         let auto: UnixAddr = socket::getsockname(sender_pc.as_raw_fd())?;
         let auto_name = auto.as_abstract().map(|n| String::from_utf8_lossy(n).into_owned());
-        ctx.observe_opt("passcred.sender.name", auto_name.clone());
+        ctx.observe_volatile("passcred.sender.name", auto_name.clone());
         ctx.check_eq(
             "passcred.sender.getsockname_len",
             8,
@@ -523,6 +528,7 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
             after,
             "inet_send_prepare() -> inet_autobind()",
         );
+        crate::volatile(ctx, "udp.sender.port_after");
         let got = recv_polled(&urecv, &mut buf)?;
         ctx.check_eq(
             "udp.recvfrom_namelen",
@@ -537,6 +543,7 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
             serde_json::json!(from_port),
             "the sender's autobound port",
         );
+        crate::volatile(ctx, "udp.recvfrom_port");
         let back = socket::sendto(
             urecv.as_raw_fd(),
             b"ok",
