@@ -296,6 +296,37 @@ fn to_exit(code: i32) -> ExitCode {
     }
 }
 
+/// The kernels of the list a command line names: none named (and no
+/// `--kernel`) → the default set, every kernel not marked `extra`; `all` →
+/// every kernel; names → those. Unknown names become configuration errors.
+fn select_kernels(
+    config: &MatrixConfig,
+    list_name: &str,
+    names: &[String],
+    custom: bool,
+) -> (Vec<(usize, KernelSpec)>, Vec<KernelRun>) {
+    let mut selected: Vec<(usize, KernelSpec)> = Vec::new();
+    let mut config_errors: Vec<KernelRun> = Vec::new();
+    let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
+    if names.is_empty() && !custom {
+        selected.extend(config.kernels.iter().cloned().enumerate().filter(|(_, k)| !k.extra));
+    }
+    if names.iter().any(|k| k == "all") {
+        selected.extend(config.kernels.iter().cloned().enumerate());
+    }
+    for (n, name) in names.iter().enumerate().filter(|(_, k)| *k != "all") {
+        match config.kernels.iter().position(|k| &k.name == name) {
+            Some(i) if selected.iter().any(|(j, _)| *j == i) => {}
+            Some(i) => selected.push((i, config.kernels[i].clone())),
+            None => config_errors.push(KernelRun::new(name, 10_000 + n, "").fail(
+                KernelStatus::Config,
+                format!("unknown kernel `{name}`; {list_name} has: {}", known.join(", ")),
+            )),
+        }
+    }
+    (selected, config_errors)
+}
+
 /// `kharness matrix`.
 pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     // Validate everything before anything is fetched or booted.
@@ -388,26 +419,8 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     let (config, list_name) = load_list(args.list.as_deref())?;
 
     // The kernels: the list (or some of it), or a kernel on disk.
-    let mut selected: Vec<(usize, KernelSpec)> = Vec::new();
-    let mut config_errors: Vec<KernelRun> = Vec::new();
+    let (mut selected, config_errors) = select_kernels(&config, &list_name, &args.kernels, args.kernel.is_some());
     let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
-    if args.kernels.is_empty() && args.kernel.is_none() {
-        // The default set: every kernel not marked `extra`.
-        selected.extend(config.kernels.iter().cloned().enumerate().filter(|(_, k)| !k.extra));
-    }
-    if args.kernels.iter().any(|k| k == "all") {
-        selected.extend(config.kernels.iter().cloned().enumerate());
-    }
-    for (n, name) in args.kernels.iter().enumerate().filter(|(_, k)| *k != "all") {
-        match config.kernels.iter().position(|k| &k.name == name) {
-            Some(i) if selected.iter().any(|(j, _)| *j == i) => {}
-            Some(i) => selected.push((i, config.kernels[i].clone())),
-            None => config_errors.push(KernelRun::new(name, 10_000 + n, "").fail(
-                KernelStatus::Config,
-                format!("unknown kernel `{name}`; {list_name} has: {}", known.join(", ")),
-            )),
-        }
-    }
     if let Some(image) = &args.kernel {
         kharness::matrix::config::validate_name(&args.name).map_err(|m| CliError::Usage(format!("--name: {m}")))?;
         if known.contains(&args.name.as_str()) && args.kernels.contains(&args.name) {
@@ -720,6 +733,28 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn default_set_all_and_names() {
+        let (cfg, _) = load_list(Some(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/kernels.toml"
+        ))))
+        .unwrap();
+        let names = |v: &[&str]| {
+            let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            let (sel, errs) = select_kernels(&cfg, "list", &v, false);
+            (sel.into_iter().map(|(_, k)| k.name).collect::<Vec<_>>(), errs.len())
+        };
+        assert_eq!(names(&[]).0, ["5.10", "6.1", "6.12", "7.2", "host"]);
+        assert_eq!(
+            names(&["all"]).0,
+            ["5.10", "6.1", "6.12", "7.2", "6.1-rt", "6.12-rt", "7.2-rt", "host"]
+        );
+        assert_eq!(names(&["6.1-rt", "host"]).0, ["6.1-rt", "host"]);
+        assert_eq!(names(&["all", "host"]).0.len(), 8);
+        assert_eq!(names(&["nosuch"]), (vec![], 1));
     }
 
     #[test]
