@@ -570,6 +570,7 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
                 acc_drops as i64,
                 "V2: every frame after the 4th finds no TP_STATUS_KERNEL slot",
             );
+            crate::volatile(ctx, "small.tp_drops");
         }
         Version::V3 => {
             let per_block = (4096 - 48) / (TPACKET3_HDRLEN + 14 + 20 + 8 + burst[0].len());
@@ -579,6 +580,7 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
                 acc_drops as i64,
                 "V3: two 4 KiB blocks hold at most 2 * (4096 - 48) / (68 + frame) packets; the rest is dropped",
             );
+            crate::volatile(ctx, "small.tp_drops");
             ctx.check(
                 "small.tp_freeze_q_cnt",
                 Expect::Ge(1),

@@ -348,5 +348,6 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
         pong.as_ref().and_then(|(_, a)| a.map(|a| a.to_string())),
         "the reply comes from the listening endpoint",
     );
+    crate::volatile(ctx, "sender.from");
     run.finish(ctx)
 }
