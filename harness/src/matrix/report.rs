@@ -65,7 +65,7 @@ fn diff_explanation(d: &Differences, c: &diff::CaseDiff) -> Vec<String> {
     for (i, k) in d.kernels.iter().enumerate() {
         let mut parts: Vec<String> = Vec::new();
         if let Some(g) = c.gates.get(i).filter(|g| !g.is_empty()) {
-            parts.push(format!("gate {}", g.join(", ")));
+            parts.push(g.join(", "));
         }
         let outcome = c
             .rows
@@ -946,7 +946,7 @@ mod tests {
         assert!(row.contains("232 ") && row.contains("240*"), "{row}");
         assert!(!after.contains("client.port"), "volatile shown: {after}");
         assert!(after.contains("the model: the struct grows in 6.2"), "{after}");
-        assert!(after.contains("5.10: gate gate.af_unix_oob = before 5.15"), "{after}");
+        assert!(after.contains("5.10: gate.af_unix_oob = before 5.15"), "{after}");
         assert!(after.contains("known issue: no MSG_OOB: evidence"), "{after}");
         assert!(after.contains("expected \"ok\" (queue_oob())"), "{after}");
         assert!(after.contains("skipped: kernel lacks SCTP"), "{after}");
