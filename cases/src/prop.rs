@@ -230,7 +230,7 @@ impl Property {
         describe: impl Fn(&T) -> Vec<String>,
         replay: impl FnOnce(&mut Ctx, &T) -> Result<(), String>,
     ) -> Result<(), CaseError> {
-        ctx.observe("property.sequences", found.sequences);
+        ctx.observe_volatile("property.sequences", found.sequences);
         let failing = u32::from(matches!(found.result, Err(TestError::Fail(..))));
         ctx.check_eq(
             "property.failing_sequences",

@@ -390,6 +390,7 @@ impl<W: std::io::Write> crate::report::Reporter for Reporter<W> {
                     kernels: vec![self.kernel.clone()],
                     wall_ms: s.duration_ms,
                     shard: None,
+                    differences: None,
                 };
                 let doc = submission(&m, &self.origin, &self.run_id, &self.catalog);
                 writeln!(self.out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;

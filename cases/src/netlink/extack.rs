@@ -122,6 +122,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let ns = NetNs::new("extack")?;
     let sock: NlSocket = ns.netlink(netlink_sys::constants::NETLINK_ROUTE)?;
     let exact = ctx.kernel.at_least(5, 10);
+    ctx.observe(
+        "gate.extack_texts",
+        if exact {
+            "5.10+: texts and offsets predicted"
+        } else {
+            "before 5.10: texts recorded only"
+        },
+    );
 
     let (msg, _) = record(ctx, "short_dst", sock.request_raw(&short_dst(sock.next_seq())));
     ctx.predict(

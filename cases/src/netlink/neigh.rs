@@ -113,7 +113,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     // Ages are in USER_HZ ticks; one tick of slack for the rounding of
     // jiffies_to_clock_t() at each end.
     let elapsed_ticks = (start.elapsed().as_secs_f64() * USER_HZ as f64).ceil() as i64 + 1;
-    ctx.observe("elapsed_ticks", elapsed_ticks);
+    ctx.observe_volatile("elapsed_ticks", elapsed_ticks);
 
     let mut observed = BTreeMap::new();
     let mut elsewhere = Vec::new();
@@ -158,12 +158,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             ci.used,
             src,
         );
+        crate::volatile(ctx, &format!("cacheinfo.{d}.used"));
         ctx.check(
             format!("cacheinfo.{d}.updated"),
             Expect::Between(0, elapsed_ticks),
             ci.updated,
             src,
         );
+        crate::volatile(ctx, &format!("cacheinfo.{d}.updated"));
         let model_state = TABLE.iter().find(|(a, _, _)| *a == d).map(|(_, s, _)| *s).unwrap_or(0);
         if model_state & NUD_CONNECTED != 0 {
             ctx.check(
@@ -172,6 +174,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 ci.confirmed,
                 "__neigh_update(): NUD_CONNECTED sets confirmed = jiffies",
             );
+            crate::volatile(ctx, &format!("cacheinfo.{d}.confirmed"));
         } else {
             let base = if e.dst.is_some_and(|a| a.is_ipv4()) {
                 base4
@@ -186,8 +189,9 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 "___neigh_create()/__neigh_update(): a non-connected entry with a new lladdr gets \
                  confirmed = jiffies - 2*BASE_REACHABLE_TIME",
             );
+            crate::volatile(ctx, &format!("cacheinfo.{d}.confirmed"));
         }
-        ctx.observe(format!("cacheinfo.{d}.refcnt"), ci.refcnt);
+        ctx.observe_volatile(format!("cacheinfo.{d}.refcnt"), ci.refcnt);
     }
 
     iproute2_cross_check(ctx, &ns, &expected)?;

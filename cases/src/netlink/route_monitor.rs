@@ -214,7 +214,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         Duration::from_secs(5),
         || addrconf_settled(ns).then_some(()),
     )?;
-    ctx.observe("addrconf_settle_ms", t.elapsed().as_millis() as u64);
+    ctx.observe_volatile("addrconf_settle_ms", t.elapsed().as_millis() as u64);
 
     let mon = ns.netlink(netlink_sys::constants::NETLINK_ROUTE)?;
     mon.socket().add_membership(RTNLGRP_IPV4_ROUTE)?;

@@ -205,6 +205,7 @@ fn run_echo(ctx: &mut Ctx) -> Result<(), CaseError> {
         reply.as_ref().map(|r| r.id),
         "icmp_echo() copies the id",
     );
+    crate::volatile(ctx, "reply.id");
     ctx.check_eq(
         "reply.seq",
         1,

@@ -217,6 +217,7 @@ fn run_cooked(ctx: &mut Ctx) -> Result<(), CaseError> {
                 a.and_then(|a| a.addr()).map(|m| format!("{m:02x?}")),
                 "dev_parse_header(): the source MAC, in both modes",
             );
+            crate::volatile(ctx, &format!("{name}.frame{j}.sll_addr"));
             ctx.check_eq(
                 format!("{name}.frame{j}.sll_halen"),
                 6,
@@ -573,6 +574,7 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
                 acc_drops as i64,
                 "V2: every frame after the 4th finds no TP_STATUS_KERNEL slot",
             );
+            crate::volatile(ctx, "small.tp_drops");
         }
         Version::V3 => {
             let per_block = (4096 - 48) / (TPACKET3_HDRLEN + 14 + 20 + 8 + burst[0].len());
@@ -582,6 +584,7 @@ fn run_rx(ctx: &mut Ctx) -> Result<(), CaseError> {
                 acc_drops as i64,
                 "V3: two 4 KiB blocks hold at most 2 * (4096 - 48) / (68 + frame) packets; the rest is dropped",
             );
+            crate::volatile(ctx, "small.tp_drops");
             ctx.check(
                 "small.tp_freeze_q_cnt",
                 Expect::Ge(1),

@@ -167,6 +167,14 @@ impl SctpRun {
     /// counters, binds the server to the receiver's address and listens.
     fn start(ctx: &mut Ctx, ty: libc::c_int) -> Result<(SctpRun, OwnedFd), CaseError> {
         let net = net3(Net3Opts::default())?;
+        ctx.observe(
+            "gate.sctp",
+            if ctx.kernel.has_protocol("SCTP") {
+                "SCTP registered"
+            } else {
+                "no SCTP in /proc/net/protocols"
+            },
+        );
         let server = sctp_socket(ctx, net.receiver(), ty)?;
         let client = sctp_socket(ctx, net.sender(), ty)?;
         let s_before = mib(net.sender())?;
@@ -366,6 +374,7 @@ fn run_one_to_many(ctx: &mut Ctx) -> Result<(), CaseError> {
         pong.as_ref().and_then(|(_, a)| a.map(|a| a.to_string())),
         "the reply comes from the listening endpoint",
     );
+    crate::volatile(ctx, "sender.from");
     run.finish(ctx)
 }
 

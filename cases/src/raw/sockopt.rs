@@ -406,6 +406,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     } else {
         FIN_TIMEOUT
     };
+    ctx.observe(
+        "gate.tcp_linger2_clamp",
+        if linger2_clamp == FIN_TIMEOUT_MAX {
+            "5.8+ (or 4.19.290+): TCP_FIN_TIMEOUT_MAX"
+        } else {
+            "before 5.8: tcp_fin_timeout"
+        },
+    );
     for r in rows(wmem_max, rmem_max, userns, linger2_clamp) {
         let fd = open(s, r.sock)?;
         let got = observe_int(&fd, r.level, r.name, r.get, r.set);

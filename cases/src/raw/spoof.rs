@@ -599,7 +599,7 @@ fn run_rp_filter(ctx: &mut Ctx) -> Result<(), CaseError> {
                 .filter(|r| ratelimited(&r.text) && !ours(&r.text, &r_dev))
                 .count();
             let used = k.recent_ratelimited + others_now;
-            ctx.observe("kmsg.ratelimited_lines_in_window", used as u64);
+            ctx.observe_volatile("kmsg.ratelimited_lines_in_window", used as u64);
             if ours_rejected > 0 && used + ours_rejected > k.burst {
                 ctx.note(format!(
                     "martian lines not checked: {used} net_ratelimit()ed messages in the last {} s plus ours exceed net.core.message_burst = {}, so the kernel may have suppressed ours",

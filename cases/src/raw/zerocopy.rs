@@ -220,8 +220,8 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         "tcpi_bytes_sent counts transmitted payload, retransmissions included",
     );
     if let Some(segs) = snap.ti("data_segs_out").filter(|s| *s > 0) {
-        ctx.observe("tcp.data_segs_out", segs);
-        ctx.observe(
+        ctx.observe_volatile("tcp.data_segs_out", segs);
+        ctx.observe_volatile(
             "tcp.syscalls_per_segment",
             format!("{:.3}", (vmsplices + splices) as f64 / segs as f64),
         );

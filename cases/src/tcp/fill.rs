@@ -134,7 +134,7 @@ fn run_drain(ctx: &mut Ctx) -> Result<(), CaseError> {
     // 3000 bytes a step, or 1/16 of what was written when the send buffer
     // autotuned to megabytes (loopback), so a drain takes ~16-40 steps.
     let chunk = (written / 16).max(3000);
-    ctx.observe("chunk", chunk);
+    ctx.observe_volatile("chunk", chunk);
     // Bounded: each step reads what is queued, and a queue that stops
     // refilling ends the loop through the settle below.
     while read < written && step < 100_000 {
@@ -164,7 +164,7 @@ fn run_drain(ctx: &mut Ctx) -> Result<(), CaseError> {
         }
     }
     check_queue_model(ctx, "final", &p, written, read);
-    ctx.observe("steps", step);
+    ctx.observe_volatile("steps", step);
     ctx.check_eq("final.read", written, read, "every written byte is eventually read");
     ctx.check_eq(
         "final.client.siocoutq",

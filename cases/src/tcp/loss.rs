@@ -102,42 +102,48 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     if let Err(e) = done {
         ctx.note(e.to_string());
     }
-    ctx.observe("written", written);
+    ctx.observe_volatile("written", written);
     ctx.check(
         "client.tcpi_total_retrans",
         Expect::Ge(1),
         c.ti("total_retrans"),
         "tcp_retransmit_timer -> tcp_retransmit_skb counts total_retrans",
     );
+    crate::volatile(ctx, "client.tcpi_total_retrans");
     ctx.check(
         "client.tcpi_bytes_retrans",
         Expect::Ge(1),
         c.ti("bytes_retrans"),
         "__tcp_retransmit_skb adds the segment's length to bytes_retrans",
     );
+    crate::volatile(ctx, "client.tcpi_bytes_retrans");
     ctx.check(
         "client.Tcp.RetransSegs",
         Expect::Ge(1),
         delta.get("Tcp.RetransSegs").copied().unwrap_or(0),
         "__tcp_retransmit_skb counts TCP_MIB_RETRANSSEGS",
     );
+    crate::volatile(ctx, "client.Tcp.RetransSegs");
     let timeouts = delta.get("TcpExt.TCPTimeouts").copied().unwrap_or(0);
     let probes = delta.get("TcpExt.TCPLossProbes").copied().unwrap_or(0);
-    ctx.observe("client.TcpExt.TCPTimeouts", timeouts);
-    ctx.observe("client.TcpExt.TCPLossProbes", probes);
+    ctx.observe_volatile("client.TcpExt.TCPTimeouts", timeouts);
+    ctx.observe_volatile("client.TcpExt.TCPLossProbes", probes);
     ctx.check(
         "client.TcpExt.TCPTimeouts+TCPLossProbes",
         Expect::Ge(1),
         timeouts + probes,
         "a retransmission is sent either by the RTO timer (tcp_retransmit_timer counts TCPTIMEOUTS) or, first, by a tail loss probe (tcp_send_loss_probe counts TCPLOSSPROBES); which one comes first depends on timing",
     );
+    crate::volatile(ctx, "client.TcpExt.TCPTimeouts+TCPLossProbes");
     ctx.check_eq(
         "client.bytes_acked",
         written as i64 + 1,
         c.ti("bytes_acked").map(|v| v as i64),
         "every written byte (and the SYN) is finally acknowledged",
     );
+    crate::volatile(ctx, "client.bytes_acked");
     ctx.check_eq("client.siocoutq", 0, c.outq, "nothing left in the send queue");
+    crate::volatile(ctx, "server.read");
     ctx.check_eq("server.read", written, read, "every byte delivered to the application");
     ctx.check_eq(
         "server.tcpi_bytes_received",
@@ -145,6 +151,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         s.ti("bytes_received").map(|v| v as i64),
         "rcv_nxt advances only over new bytes: duplicates are not received twice",
     );
+    crate::volatile(ctx, "server.tcpi_bytes_received");
     ctx.check_eq(
         "server.pattern_intact",
         true,

@@ -80,8 +80,8 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let notsent = p.c.ti("notsent_bytes").unwrap_or(0) as i64;
     let wq = p.c.mem("wmem_queued").unwrap_or(0) as i64;
     ctx.observe("fill.notsent", notsent);
-    ctx.observe("fill.wmem_queued", wq);
-    ctx.observe("fill.sndbuf", p.c.sndbuf);
+    ctx.observe_volatile("fill.wmem_queued", wq);
+    ctx.observe_volatile("fill.sndbuf", p.c.sndbuf);
     ctx.check_eq(
         "fill.stopped_by",
         "lowat",
@@ -132,7 +132,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         };
         bands[band] += 1;
         ctx.observe(format!("step{step}.notsent"), notsent);
-        ctx.observe(format!("step{step}.wmem_queued"), wq);
+        ctx.observe_volatile(format!("step{step}.wmem_queued"), wq);
         ctx.check_eq(
             format!("step{step}.epollout"),
             predicted,

@@ -124,11 +124,13 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 serde_json::json!([pc.pid(), pc.uid(), pc.gid()]),
                 "init_peercred() at socketpair(): the creator's tgid, euid, egid",
             );
+            crate::volatile(ctx, &format!("so_peercred.{name}"));
         }
 
         // No control message: the kernel fills in the truth.
         send_creds(&a, b"1", None)?;
         ctx.check_eq("implicit.main_thread", me.clone(), recv_creds(&b)?, src_auto);
+        crate::volatile(ctx, "implicit.main_thread");
         let tid = std::thread::scope(|s| {
             s.spawn(|| -> io::Result<i32> {
                 send_creds(&a, b"2", None)?;
@@ -137,13 +139,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("sender thread panicked")))
         })?;
-        ctx.observe("implicit.sender_thread_tid", tid);
+        ctx.observe_volatile("implicit.sender_thread_tid", tid);
         ctx.check_eq(
             "implicit.second_thread",
             me.clone(),
             recv_creds(&b)?,
             "task_tgid(): the process id, not the thread id",
         );
+        crate::volatile(ctx, "implicit.second_thread");
 
         // Explicit, truthful credentials.
         let own = UnixCredentials::new();
@@ -161,6 +164,7 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
                 recv_creds(&b)?,
                 "__scm_send(): the checked credentials are sent",
             );
+            crate::volatile(ctx, "explicit_own.received");
         }
 
         // A forged pid with whatever this thread holds.

@@ -110,6 +110,7 @@ fn record(ctx: &mut Ctx, label: &str, s: &Step, errno: &str, signal: bool) {
             pid,
             "SEND_SIG_NOINFO carries the current tgid",
         );
+        crate::volatile(ctx, &format!("{label}.si_pid"));
     }
 }
 

@@ -199,6 +199,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         u64::from(local.len()),
         "an abstract address counts sun_family, the NUL and the name, no terminator (unix(7))",
     );
+    crate::volatile(ctx, "abstract.getsockname_len");
     ctx.check_eq(
         "abstract.getsockname_name",
         name.clone(),
@@ -208,6 +209,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
             .unwrap_or_default(),
         "getsockname() returns the abstract name as bound",
     );
+    crate::volatile(ctx, "abstract.getsockname_name");
 
     let (ino_a, ino_p) = (inode(&la)?, inode(&lp)?);
     let v = NsView::read(&ns, &diag)?;
@@ -225,6 +227,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(v.proc_of(ino_a).and_then(|p| p.path.clone())),
         "unix_seq_show() prints the leading NUL as '@'",
     );
+    crate::volatile(ctx, "abstract.proc_net_unix.path");
     ctx.check_eq(
         "abstract.proc_net_unix.flags",
         0x10000,
@@ -238,6 +241,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(d.and_then(|d| d.display_name())),
         "sk_diag_dump_name(): sun_path as bound; ss -x shows the NUL as '@'",
     );
+    crate::volatile(ctx, "abstract.unix_diag.name");
     ctx.check_eq(
         "abstract.unix_diag.name_first_byte",
         0,
@@ -257,6 +261,7 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(v.proc_of(ino_p).and_then(|p| p.path.clone())),
         "unix_seq_show() prints the path",
     );
+    crate::volatile(ctx, "pathname.proc_net_unix.path");
     let dp = v.diag_of(ino_p);
     ctx.check_eq(
         "pathname.unix_diag.name",
@@ -264,18 +269,21 @@ fn abstract_in(ctx: &mut Ctx, dir: &std::path::Path) -> Result<(), CaseError> {
         serde_json::json!(dp.and_then(|d| d.display_name())),
         "sk_diag_dump_name(): the path as bound",
     );
+    crate::volatile(ctx, "pathname.unix_diag.name");
     ctx.check_eq(
         "pathname.unix_diag.name_len",
         (path_s.len() + 1) as u64,
         serde_json::json!(dp.and_then(|d| d.name.as_ref().map(|n| n.len()))),
         "unix_mkname_bsd() keeps the terminating NUL in the address; UNIX_DIAG_NAME carries it, /proc/net/unix drops it",
     );
+    crate::volatile(ctx, "pathname.unix_diag.name_len");
     ctx.check_eq(
         "abstract.unix_diag.name_len",
         (1 + name.len()) as u64,
         serde_json::json!(d.and_then(|d| d.name.as_ref().map(|n| n.len()))),
         "an abstract name is exactly the bound bytes: NUL + name, no terminator",
     );
+    crate::volatile(ctx, "abstract.unix_diag.name_len");
     let file_ino = std::os::unix::fs::MetadataExt::ino(&std::fs::symlink_metadata(&path)?);
     ctx.check_eq(
         "pathname.unix_diag.vfs_ino",
@@ -477,7 +485,7 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
         let got = recvmsg_scm(recv.as_fd(), &mut buf, 0, libc::MSG_DONTWAIT)?;
         let auto: UnixAddr = socket::getsockname(sender_pc.as_raw_fd())?;
         let auto_name = auto.as_abstract().map(|n| String::from_utf8_lossy(n).into_owned());
-        ctx.observe_opt("passcred.sender.name", auto_name.clone());
+        ctx.observe_volatile("passcred.sender.name", auto_name.clone());
         ctx.check_eq(
             "passcred.sender.getsockname_len",
             8,
@@ -533,6 +541,7 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
             after,
             "inet_send_prepare() -> inet_autobind()",
         );
+        crate::volatile(ctx, "udp.sender.port_after");
         let got = recv_polled(&urecv, &mut buf)?;
         ctx.check_eq(
             "udp.recvfrom_namelen",
@@ -547,6 +556,7 @@ fn run_dgram_no_autobind(ctx: &mut Ctx) -> Result<(), CaseError> {
             serde_json::json!(from_port),
             "the sender's autobound port",
         );
+        crate::volatile(ctx, "udp.recvfrom_port");
         let back = socket::sendto(
             urecv.as_raw_fd(),
             b"ok",

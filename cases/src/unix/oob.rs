@@ -90,6 +90,15 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         ctx.observe_opt("config.af_unix_oob", config);
         let (want, model) = stream_model(version_ok, config);
         let supported = want == "ok";
+        ctx.observe(
+            "gate.af_unix_oob",
+            match (version_ok, config) {
+                (false, _) => "before 5.15: no MSG_OOB",
+                (true, Some(false)) => "5.15+, CONFIG_AF_UNIX_OOB off: no MSG_OOB",
+                (true, Some(true)) => "5.15+, CONFIG_AF_UNIX_OOB=y: MSG_OOB",
+                (true, None) => "5.15+: MSG_OOB (config unread)",
+            },
+        );
         let (a, b) = pair(SockType::Stream)?;
         send(a.as_fd(), b"ab", libc::MSG_DONTWAIT)?;
         let r = send(a.as_fd(), b"c", libc::MSG_OOB | libc::MSG_DONTWAIT);

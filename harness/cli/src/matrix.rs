@@ -66,12 +66,17 @@ pub struct OutputArgs {
     /// The origin of KCIDB ids (`--format kcidb`).
     #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
     kcidb_origin: String,
+    /// Print only what differs between the kernels (the differences
+    /// section; in JSON, the differences object).
+    #[arg(long)]
+    diff_only: bool,
 }
 
 /// `kharness matrix`.
 #[derive(Args, Debug, Clone)]
 pub struct MatrixArgs {
-    /// Kernel names from the list (default: all of them).
+    /// Kernel names from the list (default: the kernels not marked `extra`;
+    /// `all`: every kernel of the list).
     kernels: Vec<String>,
     /// The kernel list (default: ./fixtures/kernels.toml, else the one built in).
     #[arg(long, value_name = "FILE")]
@@ -262,15 +267,35 @@ fn check_out_path(flag: &str, p: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// What each case documents about kernel differences, by case id.
+fn case_docs() -> std::collections::BTreeMap<String, String> {
+    crate::catalog()
+        .iter()
+        .map(|d| {
+            (
+                d.id.to_string(),
+                d.kernels.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
 fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
     let order = catalog_order();
+    let mut m = m.clone();
+    m.differences = Some(kharness::matrix::diff::compute(&m, &order, &case_docs()));
+    let m = &m;
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let text = match out.format {
-        MatrixFormat::Human => report::text(m, &order, color),
-        MatrixFormat::Json => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
-        MatrixFormat::Markdown => report::markdown(m, &order),
-        MatrixFormat::Kcidb => {
+    let d = report::differences_of(m, &order);
+    let text = match (out.format, out.diff_only) {
+        (MatrixFormat::Human, false) => report::text(m, &order, color),
+        (MatrixFormat::Human, true) => report::differences_text(&d, color),
+        (MatrixFormat::Json, false) => serde_json::to_string_pretty(m).expect("matrix serialises") + "\n",
+        (MatrixFormat::Json, true) => serde_json::to_string_pretty(&d).expect("differences serialise") + "\n",
+        (MatrixFormat::Markdown, false) => report::markdown(m, &order),
+        (MatrixFormat::Markdown, true) => report::differences_markdown(&d),
+        (MatrixFormat::Kcidb, _) => {
             let doc = kharness::kcidb::submission(m, &out.kcidb_origin, &kharness::kcidb::run_id(), &order);
             serde_json::to_string_pretty(&doc).expect("submission serialises") + "\n"
         }
@@ -293,6 +318,37 @@ fn to_exit(code: i32) -> ExitCode {
         2 => ExitCode::Usage,
         _ => ExitCode::HarnessFailed,
     }
+}
+
+/// The kernels of the list a command line names: none named (and no
+/// `--kernel`) → the default set, every kernel not marked `extra`; `all` →
+/// every kernel; names → those. Unknown names become configuration errors.
+fn select_kernels(
+    config: &MatrixConfig,
+    list_name: &str,
+    names: &[String],
+    custom: bool,
+) -> (Vec<(usize, KernelSpec)>, Vec<KernelRun>) {
+    let mut selected: Vec<(usize, KernelSpec)> = Vec::new();
+    let mut config_errors: Vec<KernelRun> = Vec::new();
+    let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
+    if names.is_empty() && !custom {
+        selected.extend(config.kernels.iter().cloned().enumerate().filter(|(_, k)| !k.extra));
+    }
+    if names.iter().any(|k| k == "all") {
+        selected.extend(config.kernels.iter().cloned().enumerate());
+    }
+    for (n, name) in names.iter().enumerate().filter(|(_, k)| *k != "all") {
+        match config.kernels.iter().position(|k| &k.name == name) {
+            Some(i) if selected.iter().any(|(j, _)| *j == i) => {}
+            Some(i) => selected.push((i, config.kernels[i].clone())),
+            None => config_errors.push(KernelRun::new(name, 10_000 + n, "").fail(
+                KernelStatus::Config,
+                format!("unknown kernel `{name}`; {list_name} has: {}", known.join(", ")),
+            )),
+        }
+    }
+    (selected, config_errors)
 }
 
 /// `kharness matrix`.
@@ -394,22 +450,8 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     let (config, list_name) = load_list(args.list.as_deref())?;
 
     // The kernels: the list (or some of it), or a kernel on disk.
-    let mut selected: Vec<(usize, KernelSpec)> = Vec::new();
-    let mut config_errors: Vec<KernelRun> = Vec::new();
+    let (mut selected, config_errors) = select_kernels(&config, &list_name, &args.kernels, args.kernel.is_some());
     let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
-    if args.kernels.is_empty() && args.kernel.is_none() {
-        selected.extend(config.kernels.iter().cloned().enumerate());
-    }
-    for (n, name) in args.kernels.iter().enumerate() {
-        match config.kernels.iter().position(|k| &k.name == name) {
-            Some(i) if selected.iter().any(|(j, _)| *j == i) => {}
-            Some(i) => selected.push((i, config.kernels[i].clone())),
-            None => config_errors.push(KernelRun::new(name, 10_000 + n, "").fail(
-                KernelStatus::Config,
-                format!("unknown kernel `{name}`; {list_name} has: {}", known.join(", ")),
-            )),
-        }
-    }
     if let Some(image) = &args.kernel {
         kharness::matrix::config::validate_name(&args.name).map_err(|m| CliError::Usage(format!("--name: {m}")))?;
         if known.contains(&args.name.as_str()) && args.kernels.contains(&args.name) {
@@ -425,6 +467,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
                 image: image.clone(),
                 modules: args.modules.clone(),
             },
+            extra: false,
         };
         selected.push((config.kernels.len(), spec));
     }
@@ -733,12 +776,35 @@ mod tests {
             junit: None,
             html: None,
             kcidb_origin: "kharness".into(),
+            diff_only: false,
         };
         match report(ReportCmd::Merge { files: vec![bad], out }) {
             Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),
             other => panic!("{other:?}"),
         }
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn default_set_all_and_names() {
+        let (cfg, _) = load_list(Some(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/kernels.toml"
+        ))))
+        .unwrap();
+        let names = |v: &[&str]| {
+            let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            let (sel, errs) = select_kernels(&cfg, "list", &v, false);
+            (sel.into_iter().map(|(_, k)| k.name).collect::<Vec<_>>(), errs.len())
+        };
+        assert_eq!(names(&[]).0, ["5.10", "6.1", "6.12", "7.2", "host"]);
+        assert_eq!(
+            names(&["all"]).0,
+            ["5.10", "6.1", "6.12", "7.2", "6.1-rt", "6.12-rt", "7.2-rt", "host"]
+        );
+        assert_eq!(names(&["6.1-rt", "host"]).0, ["6.1-rt", "host"]);
+        assert_eq!(names(&["all", "host"]).0.len(), 8);
+        assert_eq!(names(&["nosuch"]), (vec![], 1));
     }
 
     #[test]

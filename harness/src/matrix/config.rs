@@ -25,6 +25,8 @@ pub struct KernelSpec {
     pub description: String,
     /// Where the kernel comes from.
     pub source: KernelSource,
+    /// Run only when asked for by name or with `all` (not in the default set).
+    pub extra: bool,
 }
 
 /// Where a kernel comes from.
@@ -114,6 +116,8 @@ struct RawKernel {
     modules_package: Option<String>,
     #[serde(default)]
     release: Option<String>,
+    #[serde(default)]
+    extra: bool,
 }
 
 impl MatrixConfig {
@@ -154,6 +158,12 @@ impl MatrixConfig {
         let mut kernels = Vec::new();
         for k in raw.kernels {
             validate_name(&k.name).map_err(|m| invalid(&k.name, m))?;
+            if k.name == "all" {
+                return Err(invalid(
+                    &k.name,
+                    "`all` is reserved (`kharness matrix all` runs every kernel); choose another name".into(),
+                ));
+            }
             if kernels.iter().any(|o: &KernelSpec| o.name == k.name) {
                 return Err(invalid(&k.name, "appears twice; kernel names must be unique".into()));
             }
@@ -225,6 +235,7 @@ impl MatrixConfig {
                 name: k.name,
                 description,
                 source,
+                extra: k.extra,
             });
         }
         if kernels.is_empty() {
@@ -323,7 +334,21 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/kernels.toml");
         let cfg = MatrixConfig::load(&path).unwrap();
         let names: Vec<&str> = cfg.kernels.iter().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["5.10", "6.1", "6.12", "7.2", "host"]);
+        assert_eq!(
+            names,
+            ["5.10", "6.1", "6.12", "7.2", "6.1-rt", "6.12-rt", "7.2-rt", "host"]
+        );
+        let default: Vec<&str> = cfg
+            .kernels
+            .iter()
+            .filter(|k| !k.extra)
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(default, ["5.10", "6.1", "6.12", "7.2", "host"]);
+        assert!(parse("schema = 1\n[[kernel]]\nname = \"all\"\nhost = true\n")
+            .unwrap_err()
+            .to_string()
+            .contains("reserved"));
         assert!(cfg.modules.iter().any(|m| m == "veth") && cfg.modules.iter().any(|m| m == "sctp"));
         assert_eq!(
             cfg.suites(),

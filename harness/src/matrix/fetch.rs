@@ -456,6 +456,7 @@ mod tests {
                 modules_package: None,
                 release: "5.10.0-*-cloud-amd64".into(),
             }),
+            extra: false,
         };
         let r = f.resolve(&spec).unwrap();
         assert_eq!(

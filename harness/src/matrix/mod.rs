@@ -19,6 +19,7 @@ pub mod cleanup;
 pub mod config;
 pub mod cpio;
 pub mod deb;
+pub mod diff;
 pub mod fetch;
 pub mod guest;
 pub mod initramfs;

@@ -18,8 +18,206 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::diff::{self, Differences, OUTCOME};
 use super::results::{case_names, KernelRun, KernelStatus, Matrix};
 use crate::case::Outcome;
+
+/// The differences to show: the ones computed with the catalog's
+/// explanations when the caller filled them in, else computed here.
+pub fn differences_of(m: &Matrix, order: &[String]) -> Differences {
+    m.differences
+        .clone()
+        .unwrap_or_else(|| diff::compute(m, order, &BTreeMap::new()))
+}
+
+/// The version a column shows under its name: the kernel's release.
+fn shown_version(k: &KernelRun) -> String {
+    k.release.clone().unwrap_or_else(|| k.status.label().to_string())
+}
+
+fn diff_headline(d: &Differences) -> String {
+    let n = d.count();
+    format!(
+        "differences: {} observation{} differ{} across {} kernel{} in {} case{}{}",
+        n,
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" },
+        d.kernels.len(),
+        if d.kernels.len() == 1 { "" } else { "s" },
+        d.cases.len(),
+        if d.cases.len() == 1 { "" } else { "s" },
+        if d.volatile_left_out > 0 {
+            format!(
+                " ({} volatile observation{} left out)",
+                d.volatile_left_out,
+                if d.volatile_left_out == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Why a case's values differ, in words: the per-kernel gates and reasons,
+/// failed predictions, and what the case documents.
+fn diff_explanation(d: &Differences, c: &diff::CaseDiff) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, k) in d.kernels.iter().enumerate() {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(g) = c.gates.get(i).filter(|g| !g.is_empty()) {
+            parts.push(g.join(", "));
+        }
+        let outcome = c
+            .rows
+            .iter()
+            .find(|r| r.observation == OUTCOME)
+            .and_then(|r| r.values.get(i).cloned().flatten());
+        if let Some(r) = c.reasons.get(i).cloned().flatten() {
+            let what = match outcome.as_deref() {
+                Some("xfail") => "known issue",
+                Some("skip") => "skipped",
+                Some("FAIL") => "FAILED",
+                _ => "reason",
+            };
+            parts.push(format!("{what}: {r}"));
+        }
+        for r in &c.rows {
+            if let Some(Some(e)) = r.expected.get(i) {
+                parts.push(format!("{}: {e}", r.observation));
+            }
+        }
+        if !parts.is_empty() {
+            out.push(format!("{k}: {}", parts.join("; ")));
+        }
+    }
+    if let Some(e) = &c.explanation {
+        out.push(format!("the model: {e}"));
+    }
+    out
+}
+
+/// The differences section of the terminal output.
+pub fn differences_text(d: &Differences, color: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", diff_headline(d));
+    if d.cases.is_empty() {
+        return out;
+    }
+    const MAXW: usize = 28;
+    let fit = |s: &str| -> String {
+        let s = s.replace('\n', " ");
+        if s.chars().count() > MAXW {
+            let mut t: String = s.chars().take(MAXW - 1).collect();
+            t.push('…');
+            t
+        } else {
+            s
+        }
+    };
+    let first_w = d
+        .cases
+        .iter()
+        .flat_map(|c| std::iter::once(c.case.len()).chain(c.rows.iter().map(|r| r.observation.len() + 2)))
+        .max()
+        .unwrap_or(4)
+        .min(48);
+    let widths: Vec<usize> = (0..d.kernels.len())
+        .map(|i| {
+            d.cases
+                .iter()
+                .flat_map(|c| c.rows.iter())
+                .map(|r| r.values[i].as_deref().map(|v| fit(v).chars().count() + 1).unwrap_or(1))
+                .chain(std::iter::once(d.kernels[i].len()))
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    let _ = write!(out, "{:<first_w$}", "");
+    for (i, k) in d.kernels.iter().enumerate() {
+        let _ = write!(out, "  {:<w$}", k, w = widths[i]);
+    }
+    out.push('\n');
+    for c in &d.cases {
+        let _ = writeln!(out, "{}", c.case);
+        for r in &c.rows {
+            let name = format!("  {}", r.observation);
+            let _ = write!(out, "{:<first_w$}", fit_to(&name, first_w));
+            for (i, v) in r.values.iter().enumerate() {
+                let cell = match v {
+                    None => "—".to_string(),
+                    Some(v) => format!("{}{}", fit(v), if r.changed[i] { "*" } else { "" }),
+                };
+                let pad = format!("{cell:<w$}", w = widths[i]);
+                let pad = if color && r.changed[i] {
+                    format!("\x1b[1;33m{pad}\x1b[0m")
+                } else {
+                    pad
+                };
+                let _ = write!(out, "  {pad}");
+            }
+            out.push('\n');
+        }
+        for line in diff_explanation(d, c) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    out.push_str("(* differs from the first kernel that has the value)\n");
+    out
+}
+
+fn fit_to(s: &str, w: usize) -> String {
+    if s.chars().count() > w {
+        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}
+
+/// The differences section in markdown.
+pub fn differences_markdown(d: &Differences) -> String {
+    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = String::new();
+    let _ = writeln!(out, "### Differences\n\n{}\n", diff_headline(d));
+    if d.cases.is_empty() {
+        return out;
+    }
+    let _ = write!(out, "| case | observation |");
+    for k in &d.kernels {
+        let _ = write!(out, " {} |", esc(k));
+    }
+    let _ = write!(out, "\n|---|---|");
+    for _ in &d.kernels {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for c in &d.cases {
+        for r in &c.rows {
+            let _ = write!(out, "| `{}` | `{}` |", esc(&c.case), esc(&r.observation));
+            for (i, v) in r.values.iter().enumerate() {
+                match v {
+                    None => out.push_str(" — |"),
+                    Some(v) if r.changed[i] => {
+                        let _ = write!(out, " **{}** |", esc(v));
+                    }
+                    Some(v) => {
+                        let _ = write!(out, " {} |", esc(v));
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    for c in &d.cases {
+        let _ = writeln!(out, "- `{}`:", esc(&c.case));
+        for line in diff_explanation(d, c) {
+            let _ = writeln!(out, "  - {}", esc(&line));
+        }
+    }
+    out
+}
 
 /// One cell of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +437,7 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
             note_for(&k.name, "(kernel)", format!("{}: {}", k.name, p));
         }
     }
-    let releases = col(&|k| k.release.clone().unwrap_or_else(|| k.status.label().to_string()));
+    let releases = col(&shown_version);
     Table {
         kernels: col(&|k| k.name.clone()),
         releases,
@@ -356,6 +554,8 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
             }
         }
     }
+    out.push('\n');
+    out.push_str(&differences_text(&differences_of(m, order), color));
     out.push_str("\nkernels:\n");
     for k in &m.kernels {
         let src = if k.source.is_empty() {
@@ -470,6 +670,8 @@ pub fn markdown(m: &Matrix, order: &[String]) -> String {
             let _ = writeln!(out, "[^{n}]: `{}` on {}: {}", esc(case), esc(kernel), esc(text));
         }
     }
+    out.push('\n');
+    out.push_str(&differences_markdown(&differences_of(m, order)));
     out
 }
 
@@ -493,7 +695,9 @@ th,td{border:1px solid #ccc;padding:.3em .7em;text-align:left;white-space:nowrap
 th small{font-weight:normal;color:#666}td.case{font-family:monospace}\
 .pass{background:#dff5df}.fail{background:#f8d0d0;font-weight:bold}.skip{background:#fbf1cc}\
 .xfail{background:#d8ecf7}.xpass{background:#ecd8f7}.none{color:#999}tr.fact td{background:#f4f4f4}\
-td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{background:#f4f4f4;padding:.5em}\n",
+td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{background:#f4f4f4;padding:.5em}\
+table.diff td{white-space:normal;max-width:22em;font-family:monospace}td.chg{background:#ffe08a;font-weight:bold}\
+tr.dcase td{background:#eef;font-weight:bold}tr.why td{color:#444;font-family:inherit;font-size:90%}\n",
     );
     out.push_str("</style></head><body>\n");
     let _ = writeln!(
@@ -504,13 +708,92 @@ td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{backgro
         m.wall_ms as f64 / 1000.0,
         html_escape(&m.harness)
     );
+    let d = differences_of(m, order);
+    let family = |case: &str| case.split(['.', '[']).next().unwrap_or(case).to_string();
+    let mut families: Vec<String> = t.rows.iter().map(|(c, _)| family(c)).collect();
+    families.sort();
+    families.dedup();
+    out.push_str("<p><label>family: <select id=\"fam\" onchange=\"filt(this.value)\"><option value=\"\">all</option>");
+    for f in &families {
+        let _ = write!(out, "<option>{}</option>", html_escape(f));
+    }
+    out.push_str("</select></label></p>\n");
+    out.push_str(
+        "<script>function filt(f){document.querySelectorAll('[data-family]').forEach(function(r){\
+r.style.display=(!f||r.dataset.family===f)?'':'none'})}</script>\n",
+    );
+    let _ = writeln!(
+        out,
+        "<h2 id=\"differences\">Differences</h2>\n<p>{}</p>",
+        html_escape(&diff_headline(&d))
+    );
+    if !d.cases.is_empty() {
+        out.push_str("<table class=\"diff\">\n<tr><th>observation</th>");
+        for (k, km) in d.kernels.iter().zip(&m.kernels) {
+            let _ = write!(
+                out,
+                "<th>{}<br><small>{}</small></th>",
+                html_escape(k),
+                html_escape(&shown_version(km))
+            );
+        }
+        out.push_str("</tr>\n");
+        let span = d.kernels.len() + 1;
+        for c in &d.cases {
+            let fam = html_escape(&c.family);
+            let _ = writeln!(
+                out,
+                "<tr class=\"dcase\" data-family=\"{fam}\"><td colspan=\"{span}\">{}</td></tr>",
+                html_escape(&c.case)
+            );
+            for r in &c.rows {
+                let _ = write!(
+                    out,
+                    "<tr data-family=\"{fam}\"><td>{}</td>",
+                    html_escape(&r.observation)
+                );
+                for (i, v) in r.values.iter().enumerate() {
+                    let title = r
+                        .expected
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .map(|e| format!(" title=\"{}\"", html_escape(&e)))
+                        .unwrap_or_default();
+                    match v {
+                        None => out.push_str("<td class=\"none\">—</td>"),
+                        Some(v) => {
+                            let class = if r.changed[i] { " class=\"chg\"" } else { "" };
+                            let _ = write!(out, "<td{class}{title}>{}</td>", html_escape(v));
+                        }
+                    }
+                }
+                out.push_str("</tr>\n");
+            }
+            let why = diff_explanation(&d, c);
+            if !why.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "<tr class=\"why\" data-family=\"{fam}\"><td colspan=\"{span}\">{}</td></tr>",
+                    why.iter().map(|w| html_escape(w)).collect::<Vec<_>>().join("<br>")
+                );
+            }
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("<h2>All results</h2>\n");
     out.push_str("<table>\n<tr><th>case</th>");
     for (k, r) in t.kernels.iter().zip(&t.releases) {
         let _ = write!(out, "<th>{}<br><small>{}</small></th>", html_escape(k), html_escape(r));
     }
     out.push_str("</tr>\n");
     for (case, cells) in &t.rows {
-        let _ = write!(out, "<tr><td class=\"case\">{}</td>", html_escape(case));
+        let _ = write!(
+            out,
+            "<tr data-family=\"{}\"><td class=\"case\">{}</td>",
+            html_escape(&family(case)),
+            html_escape(case)
+        );
         for c in cells {
             let class = match c.outcome {
                 Some(Outcome::Pass) => "pass",
@@ -552,6 +835,37 @@ td[title]{cursor:help}ol.notes li{margin:.3em 0;white-space:pre-wrap}pre{backgro
             let _ = writeln!(out, "<li id=\"n{n}\" value=\"{n}\">{what}{}</li>", html_escape(text));
         }
         out.push_str("</ol>\n");
+    }
+    if !d.cases.is_empty() {
+        out.push_str("<h2>Differences explained</h2>\n<ul class=\"notes\">\n");
+        for c in &d.cases {
+            let rows: Vec<String> = c
+                .rows
+                .iter()
+                .map(|r| {
+                    let vals: Vec<String> = d
+                        .kernels
+                        .iter()
+                        .zip(&r.values)
+                        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+                        .collect();
+                    format!("{}: {}", r.observation, vals.join(", "))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "<li data-family=\"{}\"><code>{}</code> — {}<br>{}</li>",
+                html_escape(&c.family),
+                html_escape(&c.case),
+                html_escape(&rows.join("; ")),
+                diff_explanation(&d, c)
+                    .iter()
+                    .map(|w| html_escape(w))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            );
+        }
+        out.push_str("</ul>\n");
     }
     out.push_str("<h2>Kernels</h2>\n");
     for k in &m.kernels {
@@ -666,6 +980,54 @@ pub fn junit(m: &Matrix) -> String {
 mod tests {
     use super::*;
     use crate::matrix::results::tests::sample;
+
+    #[test]
+    fn differences_come_first_in_html_and_after_the_table_in_text() {
+        let mut m = crate::matrix::diff::tests::synthetic();
+        let docs = BTreeMap::from([("tcp.info_diag".to_string(), "the struct grows in 6.2".to_string())]);
+        m.differences = Some(diff::compute(&m, &[], &docs));
+        let t = text(&m, &[], false);
+        let head = "differences: 6 observations differ across 3 kernels in 3 cases (1 volatile observation left out)";
+        assert!(t.contains(head), "{t}");
+        let (table, after) = t.split_once(head).unwrap();
+        assert!(table.contains("unix.pair") && !after.contains("unix.pair"), "{t}");
+        let row = after
+            .lines()
+            .find(|l| l.trim_start().starts_with("client.getsockopt_len"))
+            .unwrap();
+        assert!(row.contains("232 ") && row.contains("240*"), "{row}");
+        assert!(!after.contains("client.port"), "volatile shown: {after}");
+        assert!(after.contains("the model: the struct grows in 6.2"), "{after}");
+        assert!(after.contains("5.10: gate.af_unix_oob = before 5.15"), "{after}");
+        assert!(after.contains("known issue: no MSG_OOB: evidence"), "{after}");
+        assert!(after.contains("expected \"ok\" (queue_oob())"), "{after}");
+        assert!(after.contains("skipped: kernel lacks SCTP"), "{after}");
+        let only = differences_text(m.differences.as_ref().unwrap(), false);
+        assert!(only.starts_with(head) && !only.contains("unix.pair"), "{only}");
+
+        let md = markdown(&m, &[]);
+        let (table, after) = md.split_once("### Differences").unwrap();
+        assert!(table.contains("`unix.pair`"));
+        assert!(
+            after.contains("| `tcp.info_diag` | `client.getsockopt_len` | 232 | **240** | **240** |"),
+            "{after}"
+        );
+
+        let h = html(&m, &[]);
+        let diff_at = h.find("<h2 id=\"differences\">").unwrap();
+        let all_at = h.find("<h2>All results</h2>").unwrap();
+        assert!(diff_at < all_at);
+        let view = &h[diff_at..all_at];
+        assert!(
+            view.contains("<td class=\"chg\">240</td>") && view.contains("<td>232</td>"),
+            "{view}"
+        );
+        assert!(!view.contains("unix.pair") && !view.contains("client.port"), "{view}");
+        assert!(h.contains("<option>tcp</option>") && h.contains("<option>unix</option>"));
+        assert!(view.contains("data-family=\"sctp\""));
+        assert!(h[all_at..].contains("Differences explained") && h[all_at..].contains("the struct grows in 6.2"));
+        assert!(!h.contains("<script src") && !h.contains("href=\"http"));
+    }
 
     #[test]
     fn renders_every_format() {

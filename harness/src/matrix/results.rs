@@ -27,6 +27,10 @@ pub struct Matrix {
     /// `[i, n]` when this is one shard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<(usize, usize)>,
+    /// What differs between the kernels (filled in before output; computed
+    /// again after a merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differences: Option<super::diff::Differences>,
 }
 
 /// How far a kernel got.
@@ -392,6 +396,7 @@ pub fn merge(parts: Vec<(String, Matrix)>) -> Result<Matrix, String> {
         kernels: kernels.into_iter().map(|(_, k)| k).collect(),
         wall_ms: wall,
         shard: None,
+        differences: None,
     })
 }
 
@@ -453,6 +458,7 @@ pub(crate) mod tests {
             kernels: vec![c, a, b],
             wall_ms: 10,
             shard: None,
+            differences: None,
         }
     }
 

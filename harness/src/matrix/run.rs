@@ -286,6 +286,7 @@ pub fn run_with(opts: &MatrixOptions, cleanup: &Arc<Cleanup>, sink: Sink) -> Mat
         kernels,
         wall_ms: ms(started),
         shard: None,
+        differences: None,
     }
 }
 
