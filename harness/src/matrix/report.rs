@@ -31,8 +31,22 @@ pub fn differences_of(m: &Matrix, order: &[String]) -> Differences {
 }
 
 /// The version a column shows under its name: the kernel's release.
+/// The kernel's real version (Debian's `5.10.262`, from /proc/version in
+/// the guest), with the release string where it says more (`6.1.0-41-rt-amd64`).
 fn shown_version(k: &KernelRun) -> String {
-    k.release.clone().unwrap_or_else(|| k.status.label().to_string())
+    match (&k.kernel, &k.release) {
+        (Some(info), Some(rel)) => {
+            let (a, b, c) = info.version;
+            let v = format!("{a}.{b}.{c}");
+            if rel.starts_with(&v) {
+                rel.clone()
+            } else {
+                format!("{v} ({rel})")
+            }
+        }
+        (None, Some(rel)) => rel.clone(),
+        _ => k.status.label().to_string(),
+    }
 }
 
 fn diff_headline(d: &Differences) -> String {
