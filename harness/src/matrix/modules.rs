@@ -282,8 +282,8 @@ pub(crate) mod tests {
 
     #[test]
     fn closure_in_dependency_order() {
-        let root = std::env::temp_dir().join(format!("kharness-mods-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::Builder::new().prefix("kharness-mods-").tempdir().unwrap();
+        let root = tmp.path();
         let net = root.join("kernel/net");
         std::fs::create_dir_all(&net).unwrap();
         std::fs::write(net.join("sctp.ko"), fake_module(&["depends=udp_tunnel,libcrc32c"])).unwrap();
@@ -319,6 +319,5 @@ pub(crate) mod tests {
             c.load.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
             ["libcrc32c", "sctp"]
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }
