@@ -287,7 +287,7 @@ fn host_matrix(dir: &Path) -> Result<Value, Failed> {
 fn diff_of_matrix_reports() -> Outcome {
     let scratch = scratch("mdiff");
     let dir = scratch.path();
-    let m = host_matrix(&dir)?;
+    let m = host_matrix(dir)?;
     let mut worse = m.clone();
     let r = worse["kernels"][0]["results"]
         .as_array_mut()
@@ -456,7 +456,7 @@ fn kcidb_from_matrix() -> Outcome {
     // `report merge --format kcidb` of a matrix with every kind of result:
     // an xfail (issue + incident), a harness error, a flaky case, and a
     // kernel that crashed (MISS for what it did not run).
-    let m = host_matrix(&dir)?;
+    let m = host_matrix(dir)?;
     let mut k = m["kernels"][0].clone();
     let results = k["results"].as_array_mut().unwrap();
     let mut xfail = results[0].clone();

@@ -191,7 +191,7 @@ fn explore_finds_saves_and_run_replays() {
     let dir = tmp.path();
     let run = |args: &[&str], fault: bool| {
         let mut c = Command::new(BIN);
-        c.args(args).env("KHARNESS_REGRESSIONS_DIR", &dir);
+        c.args(args).env("KHARNESS_REGRESSIONS_DIR", dir);
         if fault {
             c.env("KHARNESS_TEST_PROPERTY_FAULT", "unix.fd_property");
         }

@@ -251,7 +251,7 @@ fn command_line_arguments() -> TestResult {
         ),
         row(&["report", "merge"], 2, &["<FILES>"]),
     ];
-    check_rows("command-line arguments", &rows, &d, &[&d]);
+    check_rows("command-line arguments", &rows, d, &[d]);
     assert!(!cache.exists(), "the cache directory was created");
     Ok(())
 }
@@ -423,7 +423,7 @@ fn malformed_kernel_lists() -> TestResult {
             &n,
         ));
     }
-    check_rows("malformed kernel lists (matrix --list)", &rows, &d, &[&d]);
+    check_rows("malformed kernel lists (matrix --list)", &rows, d, &[d]);
     assert!(!cache.exists(), "the cache directory was created");
     Ok(())
 }
@@ -518,7 +518,7 @@ fn files_that_are_not_matrix_reports() -> TestResult {
         2,
         &[&dir, "give a file path"],
     ));
-    check_rows("files that are not matrix reports (report merge)", &rows, &d, &[&d]);
+    check_rows("files that are not matrix reports (report merge)", &rows, d, &[d]);
     // And the good file merges.
     let (code, _, err) = kharness(&["report", "merge", &g, "--format", "json"]);
     assert_eq!(code, 0, "{err}");

@@ -29,14 +29,14 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
     let scratch = scratch_dir("hygiene-tmp");
     let tmp = scratch.path();
     // kharness's scratch paths come from temp_dir(): TMPDIR is this test's.
-    let base = Baseline::take(&[&tmp]);
+    let base = Baseline::take(&[tmp]);
     let host_before = host_snapshot();
 
     // A full run.
     let t = Instant::now();
     let st = Command::new(BIN)
         .args(["run", "--format", "json"])
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", tmp)
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -63,7 +63,7 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
     let cache = cache_dir.path();
     let user_kernels = k.entry.parent().expect("kernels/");
     link_tree(user_kernels, &cache.join("kernels")).expect("link the cached kernels");
-    let base = Baseline::take(&[&tmp, &cache]);
+    let base = Baseline::take(&[tmp, cache]);
     let full = env_usize("KHARNESS_HYGIENE_FULL_MATRIX", 0) > 0;
     let mut cases: Vec<&str> = Vec::new();
     if !full {
@@ -89,8 +89,8 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
         .arg("--init-binary")
         .arg(&k.init)
         .arg("--cache-dir")
-        .arg(&cache)
-        .env("TMPDIR", &tmp)
+        .arg(cache)
+        .env("TMPDIR", tmp)
         .output()
         .unwrap();
     let progress = String::from_utf8_lossy(&out.stderr);
