@@ -680,48 +680,55 @@ pub fn attribute_console<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Consol
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
-    #[test]
-    fn classifies_real_splats() {
-        // Lines as printed by real kernels (syzbot reports, lore threads).
-        let splats = [
-            ("WARNING: CPU: 1 PID: 61 at lib/refcount.c:28 refcount_warn_saturate+0xba/0x110", "warning"),
-            ("refcount_t: underflow; use-after-free.", "refcount"),
-            ("refcount_t: addition on 0; use-after-free.", "refcount"),
-            ("WARNING: possible circular locking dependency detected", "warning"),
-            ("BUG: KASAN: use-after-free in netif_receive_skb_internal+0x234/0x580", "BUG"),
-            ("BUG: kernel NULL pointer dereference, address: 0000000000000000", "BUG"),
-            ("Oops: 0000 [#1] PREEMPT SMP NOPTI", "oops"),
-            (
-                "general protection fault, probably for non-canonical address 0xdffffc0000000000: 0000 [#1] PREEMPT SMP KASAN",
-                "oops",
-            ),
-            ("kernel BUG at net/core/skbuff.c:110!", "BUG"),
-            ("UBSAN: shift-out-of-bounds in net/sctp/transport.c:509:41", "UBSAN"),
-            ("INFO: task kworker/u4:4:5271 blocked for more than 143 seconds.", "hung task"),
-            ("unregister_netdevice: waiting for lo to become free. Usage count = 2", "netdev reference leak"),
-            ("rcu: INFO: rcu_preempt self-detected stall on CPU", "RCU stall"),
-            ("rcu: INFO: rcu_sched detected stalls on CPUs/tasks:", "RCU stall"),
-            ("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]", "BUG"),
-            ("Kernel panic - not syncing: panic_on_warn set ...", "panic"),
-            // A console line with CONFIG_PRINTK_CALLER, timestamp removed.
-            ("[   T80] WARNING: CPU: 6 PID: 80 at lib/refcount.c:28", "warning"),
-        ];
-        for (line, kind) in splats {
-            assert_eq!(classify(line), Some(kind), "{line}");
-        }
-        for quiet in [
-            "r0: entered promiscuous mode",
-            "IPv4: martian source 198.18.0.2 from 198.19.255.1, on dev rp5064",
-            "IPv6: ADDRCONF(NETDEV_CHANGE): veth0: link becomes ready",
-            "TCP: request_sock_TCP: Possible SYN flooding on port 198.18.0.1:80. Sending cookies.",
-            "systemd[1]: printed WARNING: in the middle of a line",
-            // A user program's general protection fault, not the kernel's.
-            "traps: a.out[4242] general protection fault ip:401136 sp:7ffd5c1f0a30 error:0 in a.out[401000+1000]",
-            "a.out[4243]: segfault at 0 ip 0000000000401136 sp 00007ffd5c1f0a30 error 6 in a.out[401000+1000]",
-        ] {
-            assert_eq!(classify(quiet), None, "{quiet}");
-        }
+    /// Lines as printed by real kernels (syzbot reports, lore threads).
+    #[rstest]
+    #[case::warning_refcount(
+        "WARNING: CPU: 1 PID: 61 at lib/refcount.c:28 refcount_warn_saturate+0xba/0x110",
+        "warning"
+    )]
+    #[case::refcount_underflow("refcount_t: underflow; use-after-free.", "refcount")]
+    #[case::refcount_addition_on_0("refcount_t: addition on 0; use-after-free.", "refcount")]
+    #[case::lockdep_circular("WARNING: possible circular locking dependency detected", "warning")]
+    #[case::kasan("BUG: KASAN: use-after-free in netif_receive_skb_internal+0x234/0x580", "BUG")]
+    #[case::null_deref("BUG: kernel NULL pointer dereference, address: 0000000000000000", "BUG")]
+    #[case::oops("Oops: 0000 [#1] PREEMPT SMP NOPTI", "oops")]
+    #[case::general_protection_fault(
+        "general protection fault, probably for non-canonical address 0xdffffc0000000000: 0000 [#1] PREEMPT SMP KASAN",
+        "oops"
+    )]
+    #[case::kernel_bug_at("kernel BUG at net/core/skbuff.c:110!", "BUG")]
+    #[case::ubsan("UBSAN: shift-out-of-bounds in net/sctp/transport.c:509:41", "UBSAN")]
+    #[case::hung_task("INFO: task kworker/u4:4:5271 blocked for more than 143 seconds.", "hung task")]
+    #[case::netdev_refcount_leak(
+        "unregister_netdevice: waiting for lo to become free. Usage count = 2",
+        "netdev reference leak"
+    )]
+    #[case::rcu_self_detected_stall("rcu: INFO: rcu_preempt self-detected stall on CPU", "RCU stall")]
+    #[case::rcu_stall("rcu: INFO: rcu_sched detected stalls on CPUs/tasks:", "RCU stall")]
+    #[case::soft_lockup("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]", "BUG")]
+    #[case::panic("Kernel panic - not syncing: panic_on_warn set ...", "panic")]
+    #[case::printk_caller_warning("[   T80] WARNING: CPU: 6 PID: 80 at lib/refcount.c:28", "warning")]
+    fn classifies_real_splats(#[case] line: &str, #[case] kind: &str) {
+        assert_eq!(classify(line), Some(kind), "{line}");
+    }
+
+    /// Console lines that look alarming but are no kernel splat.
+    #[rstest]
+    #[case::promiscuous("r0: entered promiscuous mode")]
+    #[case::martian("IPv4: martian source 198.18.0.2 from 198.19.255.1, on dev rp5064")]
+    #[case::addrconf("IPv6: ADDRCONF(NETDEV_CHANGE): veth0: link becomes ready")]
+    #[case::syn_flood("TCP: request_sock_TCP: Possible SYN flooding on port 198.18.0.1:80. Sending cookies.")]
+    #[case::warning_mid_line("systemd[1]: printed WARNING: in the middle of a line")]
+    #[case::user_gpf(
+        "traps: a.out[4242] general protection fault ip:401136 sp:7ffd5c1f0a30 error:0 in a.out[401000+1000]"
+    )]
+    #[case::user_segfault(
+        "a.out[4243]: segfault at 0 ip 0000000000401136 sp 00007ffd5c1f0a30 error 6 in a.out[401000+1000]"
+    )]
+    fn quiet_lines_are_not_splats(#[case] line: &str) {
+        assert_eq!(classify(line), None, "{line}");
     }
 
     #[test]

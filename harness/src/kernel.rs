@@ -243,8 +243,8 @@ mod tests {
 
     #[test]
     fn configs() {
-        let dir = std::env::temp_dir().join(format!("kharness-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new().prefix("kharness-config-").tempdir().unwrap();
+        let dir = tmp.path();
         let boot = dir.join("config-x");
         let gz = dir.join("config.gz");
         let text = "CONFIG_UNIX=y\n# CONFIG_AF_UNIX_OOB is not set\nCONFIG_SCTP=m\nCONFIG_X_LONGER=y\n";
@@ -261,7 +261,6 @@ mod tests {
         assert!(config_has(&read_config(&boot, &gz).unwrap(), "CONFIG_AF_UNIX_OOB"));
         // Neither: no fact.
         assert_eq!(read_config(&dir.join("none"), &dir.join("none.gz")), None);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -261,6 +261,7 @@ pub fn apply(report: &mut CaseReport, id: &str, kernel: &KernelInfo, issues: &[K
 mod tests {
     use super::*;
     use crate::model::Mismatch;
+    use rstest::rstest;
 
     fn kernel(v: (u32, u32, u32), release: &str) -> KernelInfo {
         KernelInfo {
@@ -358,17 +359,26 @@ reason = "a defect"
         assert_eq!(r.outcome, Outcome::Fail);
     }
 
-    #[test]
-    fn bad_lists_are_refused_with_the_reason() {
-        for (text, needle) in [
-            ("[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\nfrom = \"six\"\n", "not a number"),
-            ("[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"\"\nreason = \"r\"\n", "evidence"),
-            ("[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\nfrom = \"6.2\"\nbefore = \"6.1\"\n", "not before"),
-            ("[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\ncolour = 1\n", "unknown field"),
-            ("[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\nconfig = \"FOO\"\n", "CONFIG_NAME"),
-        ] {
-            let e = parse(text, "f.toml").unwrap_err();
-            assert!(e.contains(needle), "{e}");
-        }
+    #[rstest]
+    #[case::version_not_a_number(
+        "[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\nfrom = \"six\"\n",
+        "not a number"
+    )]
+    #[case::empty_evidence("[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"\"\nreason = \"r\"\n", "evidence")]
+    #[case::from_not_before_before(
+        "[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\nfrom = \"6.2\"\nbefore = \"6.1\"\n",
+        "not before"
+    )]
+    #[case::unknown_field(
+        "[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\ncolour = 1\n",
+        "unknown field"
+    )]
+    #[case::config_without_prefix(
+        "[[issue]]\nid = \"a\"\ncase = \"x\"\nevidence = \"e\"\nreason = \"r\"\nconfig = \"FOO\"\n",
+        "CONFIG_NAME"
+    )]
+    fn bad_lists_are_refused_with_the_reason(#[case] text: &str, #[case] needle: &str) {
+        let e = parse(text, "f.toml").unwrap_err();
+        assert!(e.contains(needle), "{e}");
     }
 }

@@ -409,18 +409,24 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
-    #[test]
-    fn filters() {
-        assert!(matches_filter("tcp.*", "tcp.fill", "tcp.fill[veth]"));
-        assert!(matches_filter("tcp", "tcp.fill", "tcp.fill"));
-        assert!(matches_filter("tcp.", "tcp.fill", "tcp.fill"));
-        assert!(!matches_filter("tc", "tcp.fill", "tcp.fill"));
-        assert!(matches_filter("tcp.fill", "tcp.fill", "tcp.fill[loopback]"));
-        assert!(matches_filter("tcp.fill[loopback]", "tcp.fill", "tcp.fill[loopback]"));
-        assert!(!matches_filter("tcp.fill[veth]", "tcp.fill", "tcp.fill[loopback]"));
-        assert!(matches_filter("*.fill", "tcp.fill", "tcp.fill"));
-        assert!(!matches_filter("unix.*", "tcp.fill", "tcp.fill"));
-        assert!(matches_filter("tcp.fil?", "tcp.fill", "tcp.fill"));
+    #[rstest]
+    #[case::glob_family("tcp.*", "tcp.fill", "tcp.fill[veth]", true)]
+    #[case::family("tcp", "tcp.fill", "tcp.fill", true)]
+    #[case::family_with_dot("tcp.", "tcp.fill", "tcp.fill", true)]
+    #[case::not_a_name_prefix("tc", "tcp.fill", "tcp.fill", false)]
+    #[case::case_name_matches_its_variant("tcp.fill", "tcp.fill", "tcp.fill[loopback]", true)]
+    #[case::variant("tcp.fill[loopback]", "tcp.fill", "tcp.fill[loopback]", true)]
+    #[case::other_variant("tcp.fill[veth]", "tcp.fill", "tcp.fill[loopback]", false)]
+    #[case::glob_name("*.fill", "tcp.fill", "tcp.fill", true)]
+    #[case::other_family("unix.*", "tcp.fill", "tcp.fill", false)]
+    #[case::one_char_glob("tcp.fil?", "tcp.fill", "tcp.fill", true)]
+    fn filters(#[case] filter: &str, #[case] name: &str, #[case] instance: &str, #[case] matches: bool) {
+        assert_eq!(
+            matches_filter(filter, name, instance),
+            matches,
+            "{filter} on {instance}"
+        );
     }
 }

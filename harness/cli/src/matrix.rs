@@ -708,35 +708,31 @@ mod tests {
             .a
     }
 
-    fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("kharness-cli-matrix-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the guard drops (even on a failed assertion).
+    fn tmp(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("kharness-cli-matrix-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
-    #[test]
-    fn usage_errors_before_anything_runs() {
+    #[rstest::rstest]
+    #[case::shard_past_count(&["--shard", "3/2"], "--shard")]
+    #[case::no_case_matches(&["--case", "zzz*"], "matches no case")]
+    #[case::timeout_scale_zero(&["--timeout-scale", "0"], "--timeout-scale")]
+    #[case::missing_kernel_list(&["--list", "/nonexistent/k.toml"], "cannot read the kernel list")]
+    #[case::parallel_zero(&["--parallel", "0"], "--parallel")]
+    #[case::html_in_a_missing_directory(&["host", "--html", "/nonexistent/dir/m.html"], "existing directory")]
+    fn usage_errors_before_anything_runs(#[case] v: &[&str], #[case] want: &str) {
         let cache = tmp("usage");
-        let c = cache.to_str().unwrap();
-        for (v, want) in [
-            (vec!["--shard", "3/2"], "--shard"),
-            (vec!["--case", "zzz*"], "matches no case"),
-            (vec!["--timeout-scale", "0"], "--timeout-scale"),
-            (vec!["--list", "/nonexistent/k.toml"], "cannot read the kernel list"),
-            (vec!["--parallel", "0"], "--parallel"),
-            (vec!["host", "--html", "/nonexistent/dir/m.html"], "existing directory"),
-        ] {
-            let mut v = v.clone();
-            v.extend(["--cache-dir", c]);
-            match matrix(args(&v)) {
-                Err(CliError::Usage(m)) => assert!(m.contains(want), "{v:?}: {m}"),
-                other => panic!("{v:?}: {other:?}"),
-            }
+        let mut v = v.to_vec();
+        v.extend(["--cache-dir", cache.path().to_str().unwrap()]);
+        match matrix(args(&v)) {
+            Err(CliError::Usage(m)) => assert!(m.contains(want), "{v:?}: {m}"),
+            other => panic!("{v:?}: {other:?}"),
         }
         // Nothing was created: validation comes first.
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
-        let _ = std::fs::remove_dir_all(&cache);
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0, "{v:?}");
     }
 
     #[test]
@@ -745,13 +741,12 @@ mod tests {
         let code = matrix(args(&[
             "nosuch",
             "--cache-dir",
-            cache.to_str().unwrap(),
+            cache.path().to_str().unwrap(),
             "--format",
             "json",
         ]))
         .unwrap();
         assert_eq!(code, ExitCode::Usage);
-        let _ = std::fs::remove_dir_all(&cache);
     }
 
     #[test]
@@ -769,7 +764,7 @@ mod tests {
     #[test]
     fn merge_rejects_bad_files() {
         let d = tmp("merge");
-        let bad = d.join("bad.json");
+        let bad = d.path().join("bad.json");
         std::fs::write(&bad, "{}").unwrap();
         let out = OutputArgs {
             format: MatrixFormat::Json,
@@ -782,7 +777,6 @@ mod tests {
             Err(CliError::Usage(m)) => assert!(m.contains("not a matrix JSON file"), "{m}"),
             other => panic!("{other:?}"),
         }
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -19,11 +19,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_kharness");
 
 type Outcome = Result<Completion, Failed>;
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kharness-ci-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory under the temp dir, removed when the guard drops (also
+/// when a check fails and the test returns early).
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("kharness-ci-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn kharness(args: &[&str], env: &[(&str, &Path)]) -> Output {
@@ -64,7 +66,8 @@ fn lines(o: &Output) -> Vec<Value> {
 /// A failed-then-passed case is flaky in JSON, human, TAP and JUnit, with
 /// its failed attempt kept; exit 0 unless --flaky-fails.
 fn flaky_retries() -> Outcome {
-    let dir = scratch("flaky");
+    let scratch = scratch("flaky");
+    let dir = scratch.path();
     let junit = dir.join("r.xml");
     let switch = dir.join("switch");
     std::fs::create_dir_all(&switch).unwrap();
@@ -176,14 +179,14 @@ fn flaky_retries() -> Outcome {
 
     let o = kharness(&["run", "tcp.refused", "--retries", "-1"], &[]);
     ensure!(o.status.code() == Some(2), "{}", text(&o));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Completion::Completed)
 }
 
 /// Two real runs, the second with one injected failure: `report diff` exits
 /// 1 and names it, in every format; a run against itself exits 0.
 fn diff_names_an_injected_regression() -> Outcome {
-    let dir = scratch("diff");
+    let scratch = scratch("diff");
+    let dir = scratch.path();
     let cases = [
         "tcp.refused",
         "tcp.sndbuf_setget",
@@ -255,7 +258,6 @@ fn diff_names_an_injected_regression() -> Outcome {
     std::fs::write(dir.join("x.txt"), "hello\n").unwrap();
     let o = kharness(&["report", "diff", b, dir.join("x.txt").to_str().unwrap()], &[]);
     ensure!(o.status.code() == Some(2), "{}", text(&o));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Completion::Completed)
 }
 
@@ -283,8 +285,9 @@ fn host_matrix(dir: &Path) -> Result<Value, Failed> {
 }
 
 fn diff_of_matrix_reports() -> Outcome {
-    let dir = scratch("mdiff");
-    let m = host_matrix(&dir)?;
+    let scratch = scratch("mdiff");
+    let dir = scratch.path();
+    let m = host_matrix(dir)?;
     let mut worse = m.clone();
     let r = worse["kernels"][0]["results"]
         .as_array_mut()
@@ -318,7 +321,6 @@ fn diff_of_matrix_reports() -> Outcome {
     std::fs::write(&run, &o.stdout).unwrap();
     let o = kharness(&["report", "diff", run.to_str().unwrap(), n.to_str().unwrap()], &[]);
     ensure!(o.status.code() == Some(2), "{}", text(&o));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Completion::Completed)
 }
 
@@ -370,7 +372,8 @@ fn kcidb_from_run() -> Outcome {
     let Some(py) = validator()? else {
         return Ok(Completion::ignored_with("no Python with kcidb-io (see the module doc)"));
     };
-    let dir = scratch("kcidb-run");
+    let scratch = scratch("kcidb-run");
+    let dir = scratch.path();
     let o = kharness(
         &[
             "run",
@@ -423,7 +426,6 @@ fn kcidb_from_run() -> Outcome {
         &[],
     );
     ensure!(o.status.code() == Some(2), "{}", text(&o));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Completion::Completed)
 }
 
@@ -431,7 +433,8 @@ fn kcidb_from_matrix() -> Outcome {
     let Some(py) = validator()? else {
         return Ok(Completion::ignored_with("no Python with kcidb-io (see the module doc)"));
     };
-    let dir = scratch("kcidb-matrix");
+    let scratch = scratch("kcidb-matrix");
+    let dir = scratch.path();
     // `matrix --format kcidb` itself, on the host kernel.
     let o = kharness(
         &[
@@ -453,7 +456,7 @@ fn kcidb_from_matrix() -> Outcome {
     // `report merge --format kcidb` of a matrix with every kind of result:
     // an xfail (issue + incident), a harness error, a flaky case, and a
     // kernel that crashed (MISS for what it did not run).
-    let m = host_matrix(&dir)?;
+    let m = host_matrix(dir)?;
     let mut k = m["kernels"][0].clone();
     let results = k["results"].as_array_mut().unwrap();
     let mut xfail = results[0].clone();
@@ -504,7 +507,6 @@ fn kcidb_from_matrix() -> Outcome {
         "{}",
         doc["builds"]
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Completion::Completed)
 }
 

@@ -1,15 +1,20 @@
 //! The command line's contract: exit codes, clear errors with nothing left
 //! behind, and the machine-readable formats.
 
-use std::path::PathBuf;
 use std::process::Command;
 
+use rstest::rstest;
 use serde_json::Value;
+use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kharness");
 
 fn kharness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run kharness");
+    output(Command::new(BIN).args(args))
+}
+
+fn output(c: &mut Command) -> (i32, String, String) {
+    let out = c.output().expect("run kharness");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -17,64 +22,72 @@ fn kharness(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kharness-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory under the temp dir, removed when the guard drops (even
+/// on a failed assertion). Only kharness itself sees it: case processes mount
+/// a private tmpfs over the temp dir.
+fn tmpdir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("kharness-test-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
-#[test]
-fn bad_input_is_exit_2_with_a_message_and_nothing_created() {
-    let dir = tmpdir("bad");
-    let junit_in_missing_dir = dir.join("no/such/dir/report.xml");
-    let junit_dir = dir.to_str().unwrap().to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["run", "no.such.case"], "no case matches `no.such.case`"),
-        (vec!["run", ""], "empty filter"),
-        (vec!["run", "--jobs", "0"], "--jobs 0 is out of range"),
-        (vec!["run", "--jobs", "-3"], "--jobs -3 is out of range"),
-        (vec!["run", "--jobs", "100000"], "--jobs 100000 is out of range"),
-        (vec!["run", "--jobs", "two"], "invalid value"),
-        (vec!["run", "--timeout-scale", "0"], "--timeout-scale"),
-        (vec!["run", "--junit", &junit_dir], "is a directory"),
-        (
-            vec!["run", "--junit", junit_in_missing_dir.to_str().unwrap()],
-            "does not exist",
-        ),
-        (vec!["explain", "tcp.nope"], "no case `tcp.nope`"),
-        (vec!["list", "zzz*"], "no case matches"),
-        (vec!["frobnicate"], "unrecognized subcommand"),
-        (vec!["run", "--cases", "0"], "--cases 0 is out of range"),
-        (vec!["run", "--seed", "-1"], "unexpected argument '-1'"),
-        (vec!["run", "--seed", "x"], "invalid value"),
-        (vec!["explore", "--time", "0s"], "out of range"),
-        (vec!["explore", "--time", "5 fortnights"], "unknown unit"),
-        (vec!["explore", "--time", "soon"], "not a duration"),
-        (vec!["explore", "tcp.fill"], "no property case"),
-        (vec!["explore", "--cases", "0"], "--cases 0 is out of range"),
-        (vec!["matrix", "host", "--explore", "1x"], "--explore"),
-        (
-            vec!["matrix", "host", "--case", "tcp.fill", "--explore", "5s"],
-            "no property case",
-        ),
-    ];
-    for (args, needle) in cases {
-        let (code, _out, err) = kharness(&args);
-        assert_eq!(code, 2, "{args:?} should exit 2; stderr: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: stderr should mention `{needle}`: {err}"
-        );
-        assert!(
-            err.lines().filter(|l| !l.trim().is_empty()).count() <= 4,
-            "{args:?}: a short message, got: {err}"
-        );
-    }
-    // Nothing was created by the refused --junit paths.
+/// A fresh directory case processes see too (not under the temp dir),
+/// removed when the guard drops.
+fn shared_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("{tag}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// Each row is refused with exit 2 and a short message naming the fault,
+/// and nothing is created: not where the refused `--junit` paths point, not
+/// in the working directory (`{dir}` in a row is a fresh empty directory,
+/// also the working directory of the run).
+#[rstest]
+#[case::unknown_case(&["run", "no.such.case"], "no case matches `no.such.case`")]
+#[case::empty_filter(&["run", ""], "empty filter")]
+#[case::jobs_zero(&["run", "--jobs", "0"], "--jobs 0 is out of range")]
+#[case::jobs_negative(&["run", "--jobs", "-3"], "--jobs -3 is out of range")]
+#[case::jobs_huge(&["run", "--jobs", "100000"], "--jobs 100000 is out of range")]
+#[case::jobs_not_a_number(&["run", "--jobs", "two"], "invalid value")]
+#[case::timeout_scale_zero(&["run", "--timeout-scale", "0"], "--timeout-scale")]
+#[case::junit_is_a_directory(&["run", "--junit", "{dir}"], "is a directory")]
+#[case::junit_in_a_missing_directory(&["run", "--junit", "{dir}/no/such/dir/report.xml"], "does not exist")]
+#[case::explain_unknown_case(&["explain", "tcp.nope"], "no case `tcp.nope`")]
+#[case::list_matches_nothing(&["list", "zzz*"], "no case matches")]
+#[case::unknown_subcommand(&["frobnicate"], "unrecognized subcommand")]
+#[case::cases_zero(&["run", "--cases", "0"], "--cases 0 is out of range")]
+#[case::seed_negative(&["run", "--seed", "-1"], "unexpected argument '-1'")]
+#[case::seed_not_a_number(&["run", "--seed", "x"], "invalid value")]
+#[case::explore_time_zero(&["explore", "--time", "0s"], "out of range")]
+#[case::explore_time_unknown_unit(&["explore", "--time", "5 fortnights"], "unknown unit")]
+#[case::explore_time_not_a_duration(&["explore", "--time", "soon"], "not a duration")]
+#[case::explore_not_a_property_case(&["explore", "tcp.fill"], "no property case")]
+#[case::explore_cases_zero(&["explore", "--cases", "0"], "--cases 0 is out of range")]
+#[case::matrix_explore_bad_duration(&["matrix", "host", "--explore", "1x"], "--explore")]
+#[case::matrix_explore_not_a_property_case(
+    &["matrix", "host", "--case", "tcp.fill", "--explore", "5s"],
+    "no property case"
+)]
+fn bad_input_is_exit_2_with_a_message_and_nothing_created(#[case] args: &[&str], #[case] needle: &str) {
+    let tmp = tmpdir("bad");
+    let dir = tmp.path();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", dir.to_str().unwrap())).collect();
+    let (code, _out, err) = output(Command::new(BIN).args(&args).current_dir(dir));
+    assert_eq!(code, 2, "{args:?} should exit 2; stderr: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: stderr should mention `{needle}`: {err}"
+    );
+    assert!(
+        err.lines().filter(|l| !l.trim().is_empty()).count() <= 4,
+        "{args:?}: a short message, got: {err}"
+    );
+    // Nothing was created, by the refused --junit paths or anything else.
     assert!(!dir.join("no").exists());
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0, "{args:?} left files");
 }
 
 #[test]
@@ -122,7 +135,8 @@ fn list_and_explain_cover_every_case() {
 
 #[test]
 fn json_tap_and_junit_reports() {
-    let dir = tmpdir("fmt");
+    let tmp = tmpdir("fmt");
+    let dir = tmp.path();
     let junit = dir.join("r.xml");
     let (code, out, err) = kharness(&[
         "run",
@@ -165,7 +179,6 @@ fn json_tap_and_junit_reports() {
     assert_eq!(code, 0);
     assert!(out.starts_with("TAP version 13\n"), "{out}");
     assert!(out.contains("1..1") && out.contains("ok 1 tcp.refused"), "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The whole path of a failure `explore` finds, with the test-only fault
@@ -174,12 +187,11 @@ fn json_tap_and_junit_reports() {
 /// later `kharness run`, which then fails with the same counterexample.
 #[test]
 fn explore_finds_saves_and_run_replays() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("explore-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = shared_dir("explore");
+    let dir = tmp.path();
     let run = |args: &[&str], fault: bool| {
         let mut c = Command::new(BIN);
-        c.args(args).env("KHARNESS_REGRESSIONS_DIR", &dir);
+        c.args(args).env("KHARNESS_REGRESSIONS_DIR", dir);
         if fault {
             c.env("KHARNESS_TEST_PROPERTY_FAULT", "unix.fd_property");
         }
@@ -250,7 +262,6 @@ fn explore_finds_saves_and_run_replays() {
     // Without the fault the replayed sequence meets the model.
     let (code, _) = run(&["run", "unix.fd_property", "--cases", "1"], false);
     assert_eq!(code, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -276,9 +287,8 @@ fn explore_spends_its_budget_and_prints_every_seed() {
 /// is refused before anything runs.
 #[test]
 fn known_issues_match_xpass_and_refuse_bad_lists() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("known-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = shared_dir("known");
+    let dir = tmp.path();
     let team = dir.join("team.toml");
     std::fs::write(
         &team,
@@ -318,5 +328,4 @@ reason = "an entry whose observation passes on every kernel"
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("team.toml") && err.contains("not a number"), "{err}");
     assert!(out.is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }

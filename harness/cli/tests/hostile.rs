@@ -103,7 +103,8 @@ fn check_rows(what: &str, rows: &[Row], cwd: &Path, watch: &[&Path]) {
 
 fn command_line_arguments() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let d = scratch_dir("hostile-args");
+    let scratch = scratch_dir("hostile-args");
+    let d = scratch.path();
     let sub = d.join("adir");
     std::fs::create_dir(&sub).unwrap();
     let file = d.join("afile");
@@ -250,9 +251,8 @@ fn command_line_arguments() -> TestResult {
         ),
         row(&["report", "merge"], 2, &["<FILES>"]),
     ];
-    check_rows("command-line arguments", &rows, &d, &[&d]);
+    check_rows("command-line arguments", &rows, d, &[d]);
     assert!(!cache.exists(), "the cache directory was created");
-    let _ = std::fs::remove_dir_all(&d);
     Ok(())
 }
 
@@ -261,7 +261,8 @@ fn command_line_arguments() -> TestResult {
 /// read-only mount exists only in a private mount namespace (unshare(1)).
 fn report_path_on_a_read_only_filesystem() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let d = scratch_dir("hostile-ro");
+    let scratch = scratch_dir("hostile-ro");
+    let d = scratch.path();
     let ro = d.join("ro");
     std::fs::create_dir(&ro).unwrap();
     let target = ro.join("r.xml");
@@ -297,13 +298,13 @@ fn report_path_on_a_read_only_filesystem() -> TestResult {
         "{err}"
     );
     eprintln!("hostile: --junit on a read-only filesystem: exit 2 → {}", err.trim());
-    let _ = std::fs::remove_dir_all(&d);
     Ok(())
 }
 
 fn malformed_kernel_lists() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let d = scratch_dir("hostile-toml");
+    let scratch = scratch_dir("hostile-toml");
+    let d = scratch.path();
     let cache = d.join("cache");
     let host = "[[kernel]]\nname = \"host\"\nhost = true\n";
     let debian = |extra: &str| format!("schema = 1\n[[kernel]]\nname = \"k\"\n{extra}");
@@ -422,15 +423,15 @@ fn malformed_kernel_lists() -> TestResult {
             &n,
         ));
     }
-    check_rows("malformed kernel lists (matrix --list)", &rows, &d, &[&d]);
+    check_rows("malformed kernel lists (matrix --list)", &rows, d, &[d]);
     assert!(!cache.exists(), "the cache directory was created");
-    let _ = std::fs::remove_dir_all(&d);
     Ok(())
 }
 
 fn files_that_are_not_matrix_reports() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let d = scratch_dir("hostile-merge");
+    let scratch = scratch_dir("hostile-merge");
+    let d = scratch.path();
     // A real report to break: the host column, one case.
     let (code, good, err) = kharness(&[
         "matrix",
@@ -517,11 +518,10 @@ fn files_that_are_not_matrix_reports() -> TestResult {
         2,
         &[&dir, "give a file path"],
     ));
-    check_rows("files that are not matrix reports (report merge)", &rows, &d, &[&d]);
+    check_rows("files that are not matrix reports (report merge)", &rows, d, &[d]);
     // And the good file merges.
     let (code, _, err) = kharness(&["report", "merge", &g, "--format", "json"]);
     assert_eq!(code, 0, "{err}");
-    let _ = std::fs::remove_dir_all(&d);
     Ok(())
 }
 
@@ -569,7 +569,8 @@ fn broken_kernel_packages() -> TestResult {
         }
     };
     become_subreaper();
-    let d = scratch_dir("hostile-deb");
+    let scratch = scratch_dir("hostile-deb");
+    let d = scratch.path();
     let fake = match FakeArchive::new(&d.join("archive"), k) {
         Ok(f) => f,
         Err(why) => {
@@ -652,7 +653,6 @@ fn broken_kernel_packages() -> TestResult {
         eprintln!("    package {l}");
     }
     eprintln!("hostile: broken kernel packages: {} refused (exit 69, the package named, no cache entry, no temp directory, no process)", report.len());
-    let _ = std::fs::remove_dir_all(&d);
     Ok(())
 }
 
@@ -696,7 +696,8 @@ fn images_that_do_not_boot() -> TestResult {
         return not_run("hostile: boot rows not run: no static kharness (ci/build-static.sh)");
     };
     become_subreaper();
-    let d = scratch_dir("hostile-boot");
+    let scratch = scratch_dir("hostile-boot");
+    let d = scratch.path();
     let cache = d.join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     let logs = |rel: &Path| rel.starts_with("runs");
@@ -781,7 +782,6 @@ fn images_that_do_not_boot() -> TestResult {
         "hostile: images that do not boot: {} (exit 69, no QEMU left, nothing in the cache but the run's logs)",
         report.len()
     );
-    let _ = std::fs::remove_dir_all(&d);
     match not_done {
         Some(why) => not_run(why),
         None => Ok(()),

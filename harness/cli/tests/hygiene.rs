@@ -26,16 +26,17 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
     if !is_root() {
         return not_run("hygiene: not run: not root; the host snapshot needs root to be meaningful");
     }
-    let tmp = scratch_dir("hygiene-tmp");
+    let scratch = scratch_dir("hygiene-tmp");
+    let tmp = scratch.path();
     // kharness's scratch paths come from temp_dir(): TMPDIR is this test's.
-    let base = Baseline::take(&[&tmp]);
+    let base = Baseline::take(&[tmp]);
     let host_before = host_snapshot();
 
     // A full run.
     let t = Instant::now();
     let st = Command::new(BIN)
         .args(["run", "--format", "json"])
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", tmp)
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -52,17 +53,17 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
     let k = match cached_kernel() {
         Ok(k) => k,
         Err(why) => {
-            let _ = std::fs::remove_dir_all(&tmp);
             return not_run(format!(
                 "hygiene: the full run left the host as it was; the matrix part did not run: {why}"
             ));
         }
     };
-    let cache = tmp.with_file_name(format!("kharness-test-hygiene-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&cache);
+    // Beside TMPDIR, not in it: the cache is no scratch file of the run's.
+    let cache_dir = scratch_dir("hygiene-cache");
+    let cache = cache_dir.path();
     let user_kernels = k.entry.parent().expect("kernels/");
     link_tree(user_kernels, &cache.join("kernels")).expect("link the cached kernels");
-    let base = Baseline::take(&[&tmp, &cache]);
+    let base = Baseline::take(&[tmp, cache]);
     let full = env_usize("KHARNESS_HYGIENE_FULL_MATRIX", 0) > 0;
     let mut cases: Vec<&str> = Vec::new();
     if !full {
@@ -88,8 +89,8 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
         .arg("--init-binary")
         .arg(&k.init)
         .arg("--cache-dir")
-        .arg(&cache)
-        .env("TMPDIR", &tmp)
+        .arg(cache)
+        .env("TMPDIR", tmp)
         .output()
         .unwrap();
     let progress = String::from_utf8_lossy(&out.stderr);
@@ -114,7 +115,7 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
     );
     wait_gone(Duration::from_secs(20)).expect("processes left by a full matrix run (QEMU?)");
     // The run's logs are all it adds to the cache.
-    let f = base.check(&|dir, rel| dir == cache.as_path() && rel.starts_with("runs"));
+    let f = base.check(&|dir, rel| dir == cache && rel.starts_with("runs"));
     assert!(
         f.leaks.is_empty(),
         "a full matrix run left:\n  {}",
@@ -129,8 +130,6 @@ fn full_run_and_full_matrix_leave_the_host_as_it_was() -> TestResult {
         t.elapsed().as_millis(),
         lines.join(", ")
     );
-    let _ = std::fs::remove_dir_all(&cache);
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

@@ -156,17 +156,18 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() -> TestResult {
     become_subreaper();
     let points = env_usize("KHARNESS_KILL_POINTS", 12);
     let case_points = env_usize("KHARNESS_CASE_KILL_POINTS", 3);
-    let tmp = scratch_dir("kill-tmp");
+    let scratch = scratch_dir("kill-tmp");
+    let tmp = scratch.path();
     // Files: kharness's scratch paths all come from temp_dir(), so TMPDIR
     // (a directory of this test's) is where they would be left. (The shared
     // /tmp and /dev/shm are not watched: other users' programs write there.)
-    let base = Baseline::take(&[&tmp]);
+    let base = Baseline::take(&[tmp]);
     let host_before = host_snapshot();
 
     // A whole run first: its length spreads the kill points, and it must
     // leave nothing either.
     let t = Instant::now();
-    let st = run_cmd(&tmp).stdout(Stdio::null()).status().unwrap();
+    let st = run_cmd(tmp).stdout(Stdio::null()).status().unwrap();
     let whole = t.elapsed();
     assert!(matches!(st.code(), Some(0) | Some(1)), "the unkilled run exited {st:?}");
     wait_gone(Duration::from_secs(20)).expect("processes left by a whole run");
@@ -176,7 +177,7 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() -> TestResult {
     let mut table = Vec::new();
     let mut netns_after = (usize::MAX, 0);
     for at in spread(points, whole.mul_f64(1.1)) {
-        let p = kill_at(run_cmd(&tmp), at, &String::new);
+        let p = kill_at(run_cmd(tmp), at, &String::new);
         assert_clean(&base, &format!("`kharness run` killed at {:?}", p.at), &nothing_allowed);
         let n = base.netns_count().1;
         netns_after = (netns_after.0.min(n), netns_after.1.max(n));
@@ -223,7 +224,7 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() -> TestResult {
     // (Over the first 85% of the run: near its end there may be no case left.)
     let mut killed_cases = 0;
     for (i, at) in spread(case_points, whole.mul_f64(0.85)).into_iter().enumerate() {
-        let Some((victim, out, code)) = kill_one_case(&tmp, at) else {
+        let Some((victim, out, code)) = kill_one_case(tmp, at) else {
             eprintln!(
                 "kill: the run ended before a case could be killed at {} ms",
                 at.as_millis()
@@ -273,7 +274,6 @@ fn sigkill_of_run_or_of_a_case_leaks_nothing() -> TestResult {
     if let Some(d) = diff(&host_before, &host_snapshot()) {
         panic!("the host namespace changed:\n{d}");
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 
@@ -350,7 +350,8 @@ fn sigkill_of_matrix_leaks_nothing() -> TestResult {
     };
     become_subreaper();
     let points = env_usize("KHARNESS_MATRIX_KILL_POINTS", 3);
-    let root = scratch_dir("kill-matrix");
+    let scratch = scratch_dir("kill-matrix");
+    let root = scratch.path();
     let cache = root.join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     let tmp = root.join("tmp");
@@ -430,7 +431,6 @@ fn sigkill_of_matrix_leaks_nothing() -> TestResult {
     if let Some(d) = diff(&host_before, &host_snapshot()) {
         panic!("the host namespace changed:\n{d}");
     }
-    let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
 
@@ -452,11 +452,11 @@ fn sigkill_during_fetch_leaves_no_half_entry() -> TestResult {
     };
     become_subreaper();
     let points = env_usize("KHARNESS_FETCH_KILL_POINTS", 4);
-    let root = scratch_dir("kill-fetch");
+    let scratch = scratch_dir("kill-fetch");
+    let root = scratch.path();
     let fake = match FakeArchive::new(&root.join("archive"), k) {
         Ok(f) => f,
         Err(why) => {
-            let _ = std::fs::remove_dir_all(&root);
             return not_run(format!("kill: fetch not run: {why}"));
         }
     };
@@ -566,7 +566,6 @@ fn sigkill_during_fetch_leaves_no_half_entry() -> TestResult {
         String::from_utf8_lossy(&out.stdout)
     );
     wait_gone(Duration::from_secs(20)).expect("processes left");
-    let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
 

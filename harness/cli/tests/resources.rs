@@ -148,7 +148,8 @@ fn run_at_jobs_16_stays_bounded() -> TestResult {
 
 fn matrix_runner_stays_under_64_mib() -> TestResult {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let d = scratch_dir("resources-matrix");
+    let scratch = scratch_dir("resources-matrix");
+    let d = scratch.path();
     let cache = d.join("cache");
     // The host column only: no QEMU needed.
     let mut cmd = Command::new(BIN);
@@ -229,13 +230,11 @@ fn matrix_runner_stays_under_64_mib() -> TestResult {
             );
         }
         Err(why) => {
-            let _ = std::fs::remove_dir_all(&d);
             return not_run(format!(
                 "resources: the host and guest matrices stayed under 64 MiB; the fetch part did not run: {why}"
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(&d);
     Ok(())
 }
 

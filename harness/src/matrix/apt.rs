@@ -582,6 +582,7 @@ impl AptStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     const DEB822: &str = "\
 Types: deb
@@ -666,23 +667,19 @@ deb https://packages.example/apt cloud-sdk-bookworm main
         );
     }
 
-    #[test]
-    fn versions() {
-        use Ordering::*;
-        let cases = [
-            ("5.10.262-1", "5.10.237-1", Greater),
-            ("6.12.117-1~deb12u1", "6.12.117-1", Less),
-            ("1:1.0", "2.0", Greater),
-            ("1.0a", "1.0+", Less),
-            ("1.0~rc1", "1.0", Less),
-            ("6.1.158-1", "6.1.158-1", Equal),
-            ("6.1.10-1", "6.1.9-2", Greater),
-            ("7.2.13-1", "7.2.13-1+b1", Less),
-        ];
-        for (a, b, want) in cases {
-            assert_eq!(compare_versions(a, b), want, "{a} vs {b}");
-            assert_eq!(compare_versions(b, a), want.reverse(), "{b} vs {a}");
-        }
+    /// Debian's ordering (deb-version(7)), each pair checked both ways.
+    #[rstest]
+    #[case::newer_upload("5.10.262-1", "5.10.237-1", Ordering::Greater)]
+    #[case::backport_tilde_before_release("6.12.117-1~deb12u1", "6.12.117-1", Ordering::Less)]
+    #[case::epoch_wins("1:1.0", "2.0", Ordering::Greater)]
+    #[case::letters_before_symbols("1.0a", "1.0+", Ordering::Less)]
+    #[case::tilde_before_nothing("1.0~rc1", "1.0", Ordering::Less)]
+    #[case::equal("6.1.158-1", "6.1.158-1", Ordering::Equal)]
+    #[case::numeric_not_lexical("6.1.10-1", "6.1.9-2", Ordering::Greater)]
+    #[case::binnmu_after("7.2.13-1", "7.2.13-1+b1", Ordering::Less)]
+    fn versions(#[case] a: &str, #[case] b: &str, #[case] want: Ordering) {
+        assert_eq!(compare_versions(a, b), want, "{a} vs {b}");
+        assert_eq!(compare_versions(b, a), want.reverse(), "{b} vs {a}");
     }
 
     #[test]

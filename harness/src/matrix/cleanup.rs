@@ -200,7 +200,8 @@ mod tests {
 
     #[test]
     fn serve_removes_what_is_left() {
-        let d = std::env::temp_dir().join(format!("kharness-cleanup-{}", std::process::id()));
+        let tmp = tempfile::Builder::new().prefix("kharness-cleanup-").tempdir().unwrap();
+        let d = tmp.path();
         std::fs::create_dir_all(d.join("tree/sub")).unwrap();
         std::fs::write(d.join("tree/sub/f"), b"x").unwrap();
         std::fs::write(d.join("kept"), b"x").unwrap();
@@ -213,6 +214,5 @@ mod tests {
         assert_eq!(serve(&input[..]), 0);
         assert!(!d.join("tree").exists());
         assert!(d.join("kept").exists());
-        let _ = std::fs::remove_dir_all(&d);
     }
 }

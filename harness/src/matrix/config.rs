@@ -324,6 +324,7 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     fn parse(text: &str) -> Result<MatrixConfig, ConfigError> {
         MatrixConfig::parse(text, Path::new("k.toml"))
@@ -360,50 +361,35 @@ mod tests {
         assert_eq!(d.modules_package.as_deref(), Some("linux-modules-7.2.*-cloud-amd64"));
     }
 
+    #[rstest]
+    #[case::host_with_suites("[[kernel]]\nname = \"a\"\nhost = true\nsuites = [\"sid\"]\n", "takes no")]
+    #[case::no_suites("[[kernel]]\nname = \"a\"\nimage = [\"x-*\"]\nrelease = \"1\"\n", "no `suites`")]
+    #[case::no_image("[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nrelease = \"1\"\n", "no `image`")]
+    #[case::image_without_star(
+        "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n",
+        "exactly one `*`"
+    )]
+    #[case::no_release("[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x-*\"]\n", "no `release`")]
+    #[case::bad_name("[[kernel]]\nname = \"a b\"\nhost = true\n", "may only use")]
+    #[case::same_name_twice(
+        "[[kernel]]\nname = \"a\"\nhost = true\n[[kernel]]\nname = \"a\"\nhost = true\n",
+        "twice"
+    )]
+    #[case::unknown_field("[[kernel]]\nname = \"a\"\nhost = true\ncolour = 1\n", "unknown field")]
+    #[case::no_kernel("", "no [[kernel]]")]
+    fn rejects_bad_entries(#[case] body: &str, #[case] want: &str) {
+        let e = parse(&format!("schema = 1\n{body}")).unwrap_err().to_string();
+        assert!(e.contains(want), "{body:?}: {e}");
+    }
+
     #[test]
-    fn rejects_bad_entries() {
-        let head = "schema = 1\n";
-        let cases = [
-            (
-                "[[kernel]]\nname = \"a\"\nhost = true\nsuites = [\"sid\"]\n",
-                "takes no",
-            ),
-            (
-                "[[kernel]]\nname = \"a\"\nimage = [\"x-*\"]\nrelease = \"1\"\n",
-                "no `suites`",
-            ),
-            (
-                "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nrelease = \"1\"\n",
-                "no `image`",
-            ),
-            (
-                "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n",
-                "exactly one `*`",
-            ),
-            (
-                "[[kernel]]\nname = \"a\"\nsuites = [\"sid\"]\nimage = [\"x-*\"]\n",
-                "no `release`",
-            ),
-            ("[[kernel]]\nname = \"a b\"\nhost = true\n", "may only use"),
-            (
-                "[[kernel]]\nname = \"a\"\nhost = true\n[[kernel]]\nname = \"a\"\nhost = true\n",
-                "twice",
-            ),
-            ("[[kernel]]\nname = \"a\"\nhost = true\ncolour = 1\n", "unknown field"),
-            ("", "no [[kernel]]"),
-        ];
-        for (body, want) in cases {
-            let e = parse(&format!("{head}{body}")).unwrap_err().to_string();
-            assert!(e.contains(want), "{body:?}: {e}");
-        }
+    fn rejects_another_schema_and_names_the_bad_kernel() {
         assert!(parse("schema = 2\n[[kernel]]\nname=\"h\"\nhost=true\n")
             .unwrap_err()
             .to_string()
             .contains("schema 2"));
-        let e = parse(&format!(
-            "{head}[[kernel]]\nname = \"x1\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n"
-        ))
-        .unwrap_err();
+        let e = parse("schema = 1\n[[kernel]]\nname = \"x1\"\nsuites = [\"sid\"]\nimage = [\"x\"]\nrelease = \"1\"\n")
+            .unwrap_err();
         assert!(e.to_string().contains("kernel `x1`"), "{e}");
     }
 
@@ -459,8 +445,15 @@ mod tests {
         assert_eq!(shard(&items, 5, 5), [4]);
         assert!(shard(&items, 6, 6).is_empty());
         assert_eq!(parse_shard("2/4"), Ok((2, 4)));
-        for bad in ["0/2", "3/2", "1", "a/b", "1/0"] {
-            assert!(parse_shard(bad).is_err(), "{bad}");
-        }
+    }
+
+    #[rstest]
+    #[case::zero_index("0/2")]
+    #[case::index_past_count("3/2")]
+    #[case::no_count("1")]
+    #[case::not_numbers("a/b")]
+    #[case::zero_count("1/0")]
+    fn bad_shards_are_refused(#[case] bad: &str) {
+        assert!(parse_shard(bad).is_err(), "{bad}");
     }
 }

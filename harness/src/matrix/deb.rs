@@ -237,6 +237,7 @@ pub fn extract_kernel(deb: &Path, dest: &Path) -> Result<Extracted, DebError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use rstest::rstest;
     use std::io::Write;
 
     /// Builds an ar archive (for tests).
@@ -275,11 +276,12 @@ pub(crate) mod tests {
         b.into_inner().unwrap()
     }
 
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("kharness-deb-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the guard drops (even on a failed assertion).
+    fn tmpdir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("kharness-deb-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -315,8 +317,11 @@ pub(crate) mod tests {
         assert_eq!(m("./lib/modules/../../etc/passwd"), None);
     }
 
-    #[test]
-    fn extracts_each_compression() {
+    #[rstest]
+    #[case::xz("xz")]
+    #[case::zst("zst")]
+    #[case::gz("gz")]
+    fn extracts_each_compression(#[case] ext: &str) {
         let files: &[(&str, &[u8])] = &[
             ("./boot/vmlinuz-9.9.9-1-cloud-amd64", b"KERNEL"),
             (
@@ -326,46 +331,48 @@ pub(crate) mod tests {
             ("./usr/share/doc/linux/copyright", b"skip me"),
         ];
         let tar = tarball(files);
-        let xz = {
-            let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
-            e.write_all(&tar).unwrap();
-            e.finish().unwrap()
+        let data = match ext {
+            "xz" => {
+                let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+                e.write_all(&tar).unwrap();
+                e.finish().unwrap()
+            }
+            "zst" => zstd::stream::encode_all(&tar[..], 1).unwrap(),
+            "gz" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&tar).unwrap();
+                e.finish().unwrap()
+            }
+            _ => unreachable!("{ext}"),
         };
-        let zst = zstd::stream::encode_all(&tar[..], 1).unwrap();
-        let gz = {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(&tar).unwrap();
-            e.finish().unwrap()
-        };
-        for (ext, data) in [("xz", xz), ("zst", zst), ("gz", gz)] {
-            let dir = tmpdir(ext);
-            let deb = dir.join("k.deb");
-            let member = format!("data.tar.{ext}");
-            std::fs::write(
-                &deb,
-                ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b""), (&member, &data)]),
-            )
-            .unwrap();
-            let out = dir.join("out");
-            let got = extract_kernel(&deb, &out).unwrap();
-            assert_eq!(got.image_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
-            assert_eq!(got.module_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
-            assert_eq!(got.files, 2);
-            assert_eq!(std::fs::read(out.join("vmlinuz")).unwrap(), b"KERNEL");
-            assert_eq!(
-                std::fs::read(out.join("modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko")).unwrap(),
-                b"\x7fELF-veth"
-            );
-            assert!(!out.join("usr").exists());
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        let tmp = tmpdir(ext);
+        let dir = tmp.path();
+        let deb = dir.join("k.deb");
+        let member = format!("data.tar.{ext}");
+        std::fs::write(
+            &deb,
+            ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b""), (&member, &data)]),
+        )
+        .unwrap();
+        let out = dir.join("out");
+        let got = extract_kernel(&deb, &out).unwrap();
+        assert_eq!(got.image_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
+        assert_eq!(got.module_releases, ["9.9.9-1-cloud-amd64"], "{ext}");
+        assert_eq!(got.files, 2);
+        assert_eq!(std::fs::read(out.join("vmlinuz")).unwrap(), b"KERNEL");
+        assert_eq!(
+            std::fs::read(out.join("modules/9.9.9-1-cloud-amd64/kernel/drivers/net/veth.ko")).unwrap(),
+            b"\x7fELF-veth"
+        );
+        assert!(!out.join("usr").exists());
     }
 
     #[test]
     fn odd_last_member_without_padding_is_an_error_not_a_panic() {
         // Reproduced by fuzz/fuzz_targets/deb_extract.rs: the member's padding byte
         // is missing at the end of the file, and `len - pos` overflowed.
-        let dir = tmpdir("odd");
+        let tmp = tmpdir("odd");
+        let dir = tmp.path();
         let deb = dir.join("odd.deb");
         let mut v = ar(&[("debian-binary", b"2.0")]);
         assert_eq!(v.pop(), Some(b'\n'));
@@ -373,34 +380,56 @@ pub(crate) mod tests {
         let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
         assert!(e.contains("no data.tar member"), "{e}");
         assert_eq!(parse_ar(&v).unwrap().len(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn truncated_deb_is_named_and_read_by_headers_only() {
-        let dir = tmpdir("truncated");
-        let deb = dir.join("cut.deb");
-        let whole = ar(&[
+    /// The small .deb the truncation rows cut.
+    fn whole_deb() -> Vec<u8> {
+        ar(&[
             ("debian-binary", b"2.0\n"),
             ("control.tar.xz", b"xx"),
             ("data.tar", &tarball(&[("boot/vmlinuz-1.0", b"k")])),
-        ]);
-        for cut in [4, 8, 30, 70, 80, whole.len() - 10] {
-            std::fs::write(&deb, &whole[..cut]).unwrap();
-            let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
-            assert!(
-                e.contains("cut.deb") && e.contains("not a valid .deb"),
-                "cut at {cut}: {e}"
-            );
-        }
-        std::fs::write(&deb, &whole).unwrap();
+        ])
+    }
+
+    /// `keep`: the bytes kept; negative counts back from the end.
+    #[rstest]
+    #[case::in_the_magic(4)]
+    #[case::right_after_the_magic(8)]
+    #[case::in_the_first_header(30)]
+    #[case::in_the_first_member(70)]
+    #[case::in_the_second_header(80)]
+    #[case::ten_bytes_short(-10)]
+    fn truncated_deb_is_named_and_read_by_headers_only(#[case] keep: isize) {
+        let tmp = tmpdir("truncated");
+        let dir = tmp.path();
+        let deb = dir.join("cut.deb");
+        let whole = whole_deb();
+        let cut = if keep < 0 {
+            whole.len() - keep.unsigned_abs()
+        } else {
+            keep as usize
+        };
+        std::fs::write(&deb, &whole[..cut]).unwrap();
+        let e = extract_kernel(&deb, &dir.join("out")).unwrap_err().to_string();
+        assert!(
+            e.contains("cut.deb") && e.contains("not a valid .deb"),
+            "cut at {cut}: {e}"
+        );
+    }
+
+    #[test]
+    fn the_uncut_deb_of_the_truncation_rows_extracts() {
+        let tmp = tmpdir("uncut");
+        let dir = tmp.path();
+        let deb = dir.join("cut.deb");
+        std::fs::write(&deb, whole_deb()).unwrap();
         assert_eq!(extract_kernel(&deb, &dir.join("out")).unwrap().image_releases, ["1.0"]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn corrupt_deb_is_named() {
-        let dir = tmpdir("corrupt");
+        let tmp = tmpdir("corrupt");
+        let dir = tmp.path();
         let deb = dir.join("bad.deb");
         std::fs::write(
             &deb,
@@ -414,6 +443,5 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string()
             .contains("magic"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -426,8 +426,8 @@ mod tests {
 
     #[test]
     fn cache_entries_are_found_by_pattern_and_temp_dirs_ignored() {
-        let root = std::env::temp_dir().join(format!("kharness-cache-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::Builder::new().prefix("kharness-cache-").tempdir().unwrap();
+        let root = tmp.path();
         let mk = |pkg: &str, ver: &str, suite: &str| {
             let dir = root.join("kernels").join(key(pkg, ver));
             std::fs::create_dir_all(dir.join("modules/5.10.0-9-cloud-amd64")).unwrap();
@@ -446,7 +446,7 @@ mod tests {
         mk("linux-image-6.1.0-1-cloud-amd64-unsigned", "6.1.1-1", "bookworm");
         // A half-written entry of a dead run: no entry.json, and a temp name.
         std::fs::create_dir_all(root.join("kernels/.tmp-x_1-999999999-1")).unwrap();
-        let f = Fetcher::new(root.clone(), vec![], vec![], None, false);
+        let f = Fetcher::new(root.to_path_buf(), vec![], vec![], None, false);
         let spec = KernelSpec {
             name: "5.10".into(),
             description: String::new(),
@@ -467,6 +467,5 @@ mod tests {
         assert!(r.modules.unwrap().ends_with("modules/5.10.0-9-cloud-amd64"));
         f.clean_stale();
         assert!(!root.join("kernels/.tmp-x_1-999999999-1").exists());
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -131,8 +131,11 @@ mod tests {
 
     #[test]
     fn layout() {
-        let dir = std::env::temp_dir().join(format!("kharness-initramfs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("kharness-initramfs-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let out = dir.join("initramfs.cpio");
         let cfg = GuestConfig {
             schema: 1,
@@ -157,7 +160,6 @@ mod tests {
         assert_eq!(find("dev/ttyS1").rdev, (4, 65));
         let back: GuestConfig = serde_json::from_slice(&find("etc/kharness.json").data).unwrap();
         assert_eq!(back, cfg);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -282,8 +282,8 @@ pub(crate) mod tests {
 
     #[test]
     fn closure_in_dependency_order() {
-        let root = std::env::temp_dir().join(format!("kharness-mods-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::Builder::new().prefix("kharness-mods-").tempdir().unwrap();
+        let root = tmp.path();
         let net = root.join("kernel/net");
         std::fs::create_dir_all(&net).unwrap();
         std::fs::write(net.join("sctp.ko"), fake_module(&["depends=udp_tunnel,libcrc32c"])).unwrap();
@@ -294,7 +294,7 @@ pub(crate) mod tests {
         std::fs::write(net.join("libcrc32c.ko"), fake_module(&["depends="])).unwrap();
         std::fs::write(net.join("needs-gone.ko"), fake_module(&["depends=gone"])).unwrap();
         std::fs::write(root.join("modules.builtin"), "kernel/drivers/net/veth.ko\n").unwrap();
-        let tree = ModuleTree::open(&root).unwrap();
+        let tree = ModuleTree::open(root).unwrap();
         assert_eq!(tree.len(), 4);
         let c = tree.closure(&["sctp".into(), "veth".into(), "nosuch".into(), "needs_gone".into()]);
         let order: Vec<&str> = c.load.iter().map(|(n, _)| n.as_str()).collect();
@@ -304,7 +304,7 @@ pub(crate) mod tests {
         assert!(matches!(&c.states["nosuch"], ModuleState::Missing(_)));
         assert!(matches!(&c.states["needs_gone"], ModuleState::Missing(m) if m.contains("gone")));
         std::fs::remove_file(root.join("modules.builtin")).unwrap();
-        let c = ModuleTree::open(&root).unwrap().closure(&["veth".into()]);
+        let c = ModuleTree::open(root).unwrap().closure(&["veth".into()]);
         assert_eq!(c.states["veth"], ModuleState::Unknown);
         std::fs::write(root.join("modules.builtin"), "kernel/drivers/net/veth.ko\n").unwrap();
 
@@ -314,11 +314,10 @@ pub(crate) mod tests {
             "kernel/net/sctp.ko: kernel/net/libcrc32c.ko\nkernel/net/libcrc32c.ko:\n",
         )
         .unwrap();
-        let c = ModuleTree::open(&root).unwrap().closure(&["sctp".into()]);
+        let c = ModuleTree::open(root).unwrap().closure(&["sctp".into()]);
         assert_eq!(
             c.load.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
             ["libcrc32c", "sctp"]
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -100,10 +100,13 @@ mod tests {
         assert!(text.contains("ok 1 unix.oob # XPASS did not occur"), "{text}");
         assert!(text.contains("xpass:1"), "{text}");
 
-        let dir = std::env::temp_dir().join(format!("kharness-junit-xpass-{}", std::process::id()));
-        render(&mut junit::Junit::new(dir.clone()));
-        let xml = std::fs::read_to_string(&dir).unwrap();
-        let _ = std::fs::remove_file(&dir);
+        let dir = tempfile::Builder::new()
+            .prefix("kharness-junit-xpass-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("junit.xml");
+        render(&mut junit::Junit::new(path.clone()));
+        let xml = std::fs::read_to_string(&path).unwrap();
         assert!(
             xml.contains("XPASS: did not occur") && !xml.contains("<failure"),
             "{xml}"

@@ -34,12 +34,13 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// A fresh, empty directory for one test.
-pub fn scratch_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kharness-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty directory for one test under the temp dir, removed when
+/// the guard drops (also when an assertion fails).
+pub fn scratch_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("kharness-test-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// One process, as /proc shows it.
