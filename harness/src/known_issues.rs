@@ -338,20 +338,20 @@ reason = "a defect"
         let k = kernel((6, 18, 0), "6.18.0");
         // Every mismatch explained: xfail, named.
         let mut r = report(Outcome::Fail, &["probe.a", "probe.b"], &["probe.a", "probe.b"]);
-        apply(&mut r, "unix.gc_property", &k, &[i.clone()]);
+        apply(&mut r, "unix.gc_property", &k, std::slice::from_ref(&i));
         assert_eq!(r.outcome, Outcome::Xfail);
         assert!(r.reason.unwrap().contains("x: a defect (commit abc)"));
         // One mismatch outside the scope: still fail.
         let mut r = report(Outcome::Fail, &["probe.a", "other"], &["probe.a", "other"]);
-        apply(&mut r, "unix.gc_property", &k, &[i.clone()]);
+        apply(&mut r, "unix.gc_property", &k, std::slice::from_ref(&i));
         assert_eq!(r.outcome, Outcome::Fail);
         // Passed with the scope checked: xpass.
         let mut r = report(Outcome::Pass, &[], &["probe.a"]);
-        apply(&mut r, "unix.gc_property", &k, &[i.clone()]);
+        apply(&mut r, "unix.gc_property", &k, std::slice::from_ref(&i));
         assert_eq!(r.outcome, Outcome::Xpass);
         // Passed without the scope ever checked: nothing to say.
         let mut r = report(Outcome::Pass, &[], &["other"]);
-        apply(&mut r, "unix.gc_property", &k, &[i.clone()]);
+        apply(&mut r, "unix.gc_property", &k, std::slice::from_ref(&i));
         assert_eq!(r.outcome, Outcome::Pass);
         // Another kernel: the entry does not apply.
         let mut r = report(Outcome::Fail, &["probe.a"], &["probe.a"]);
