@@ -44,7 +44,8 @@ pub struct KnownIssue {
     pub id: String,
     /// Case id, result name (`tcp.fill[veth]`) or glob (`unix.*`).
     pub case: String,
-    /// Observations it explains (`name` or `prefix.*`); empty: all.
+    /// Observations it explains (names, or globs with `*`: `prefix.*`,
+    /// `step*.unix`); empty: all.
     #[serde(default)]
     pub observations: Vec<String>,
     /// First affected real version, inclusive (`"6.10"`, `"5.10.210"`).
@@ -139,11 +140,9 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
+/// An observation name, or a glob with `*` (`prefix.*`, `step*.unix`).
 fn scope_matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
-    }
+    glob(pattern.as_bytes(), name.as_bytes())
 }
 
 impl KnownIssue {
@@ -345,6 +344,9 @@ reason = "a defect"
         let mut r = report(Outcome::Fail, &["probe.a", "other"], &["probe.a", "other"]);
         apply(&mut r, "unix.gc_property", &k, std::slice::from_ref(&i));
         assert_eq!(r.outcome, Outcome::Fail);
+        // Globs inside a name.
+        assert!(scope_matches("step*.unix", "step12.unix"));
+        assert!(!scope_matches("step*.unix", "step12.tcp"));
         // Passed with the scope checked: xpass.
         let mut r = report(Outcome::Pass, &[], &["probe.a"]);
         apply(&mut r, "unix.gc_property", &k, std::slice::from_ref(&i));

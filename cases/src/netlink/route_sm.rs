@@ -1481,8 +1481,16 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         );
     }
     // Every error branch and both orderings must have been reached, or the
-    // run proved less than it claims.
+    // run proved less than it claims. EINVAL comes only from IPv6's tos
+    // refusal, which kernels before 5.13 do not make.
     for errno in [EEXIST, ENOENT, ESRCH, EINVAL] {
+        if errno == EINVAL && old_tos {
+            ctx.observe(
+                format!("coverage.{errno}"),
+                t.model_answers.get(errno).copied().unwrap_or(0),
+            );
+            continue;
+        }
         ctx.check(
             format!("coverage.{errno}"),
             Expect::Gt(0),
