@@ -128,16 +128,16 @@ const GC_DEADLINE: Duration = Duration::from_secs(2);
 /// leaves, the collector triggered on every poll, before the wait ends on it.
 const DEFECT_STABLE: Duration = Duration::from_millis(300);
 
-/// A socket type.
+/// A socket type (unix.fd_property's too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
+pub(super) enum Kind {
     Stream,
     Dgram,
     SeqPacket,
 }
 
 impl Kind {
-    fn sock_type(self) -> SockType {
+    pub(super) fn sock_type(self) -> SockType {
         match self {
             Kind::Stream => SockType::Stream,
             Kind::Dgram => SockType::Datagram,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kharness::sys::{kcmp_file, recvmsg_scm};
 use kharness::{CaseDef, CaseError, Ctx, Expect};
 use nix::sys::memfd::{memfd_create, MFdFlags};
-use nix::sys::socket::{MsgFlags, SockType};
+use nix::sys::socket::MsgFlags;
 use nix::unistd::{lseek, Whence};
 use proptest::prelude::*;
 
@@ -55,23 +55,8 @@ pub static FD_PROPERTY: CaseDef = CaseDef {
     run,
 };
 
-/// The socket type of one generated sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Stream,
-    Dgram,
-    SeqPacket,
-}
-
-impl Kind {
-    fn sock_type(self) -> SockType {
-        match self {
-            Kind::Stream => SockType::Stream,
-            Kind::Dgram => SockType::Datagram,
-            Kind::SeqPacket => SockType::SeqPacket,
-        }
-    }
-}
+/// The socket type of one generated sequence (unix.gc_property's).
+use super::gc_property::Kind;
 
 /// One generated operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
