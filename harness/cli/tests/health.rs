@@ -42,12 +42,28 @@ fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["type"] == t).collect()
 }
 
-#[test]
-fn a_kernel_warning_fails_the_case_that_was_running() {
-    if !is_root() || !kmsg_readable() {
-        eprintln!("health: skipped: /dev/kmsg cannot be read here");
-        return;
+fn main() {
+    common::run_tests(&[
+        (
+            "a_kernel_warning_fails_the_case_that_was_running",
+            a_kernel_warning_fails_the_case_that_was_running,
+        ),
+        ("without_a_warning_the_case_passes", without_a_warning_the_case_passes),
+    ]);
+}
+
+/// Root and a readable /dev/kmsg, or why not (the test is then ignored).
+fn require_kmsg() -> TestResult {
+    require_root("reading /dev/kmsg")?;
+    if kmsg_readable() {
+        Ok(())
+    } else {
+        not_run("/dev/kmsg cannot be read here")
     }
+}
+
+fn a_kernel_warning_fails_the_case_that_was_running() -> TestResult {
+    require_kmsg()?;
     // Two repetitions: each must quote its own warning, once — not the
     // previous repetition's (the log is read from where the last drain
     // stopped, and from the end of the log at the start).
@@ -83,17 +99,15 @@ fn a_kernel_warning_fails_the_case_that_was_running() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("kernel health: kernel log and taint watched"), "{text}");
     assert!(text.contains("FAIL") && text.contains(LINE), "{text}");
+    Ok(())
 }
 
-#[test]
-fn without_a_warning_the_case_passes() {
-    if !is_root() || !kmsg_readable() {
-        eprintln!("health: skipped: /dev/kmsg cannot be read here");
-        return;
-    }
+fn without_a_warning_the_case_passes() -> TestResult {
+    require_kmsg()?;
     let (code, lines) = run(&["tcp.refused"], false);
     let results = of_type(&lines, "result");
     assert_eq!(code, 0, "{results:?}");
     assert_eq!(results[0]["outcome"], "pass");
     assert_eq!(of_type(&lines, "header")[0]["health"]["kmsg"], true);
+    Ok(())
 }
