@@ -82,12 +82,21 @@ fn atmark(fd: &OwnedFd) -> serde_json::Value {
     }
 }
 
+/// What decides whether AF_UNIX has MSG_OOB here, recorded as
+/// observations: the version gate (5.15) and CONFIG_AF_UNIX_OOB (`None`
+/// where no build configuration is readable). unix.oob and
+/// unix.oob_property read the facts the same way.
+pub(crate) fn oob_facts(ctx: &mut Ctx) -> (bool, Option<bool>) {
+    let version_ok = ctx.kernel.at_least(5, 15);
+    let config = ctx.kernel.config_option("CONFIG_AF_UNIX_OOB");
+    ctx.observe("kernel.at_least_5_15", version_ok);
+    ctx.observe_opt("config.af_unix_oob", config);
+    (version_ok, config)
+}
+
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     guarded(ctx, |ctx| {
-        let version_ok = ctx.kernel.at_least(5, 15);
-        let config = ctx.kernel.config_option("CONFIG_AF_UNIX_OOB");
-        ctx.observe("kernel.at_least_5_15", version_ok);
-        ctx.observe_opt("config.af_unix_oob", config);
+        let (version_ok, config) = oob_facts(ctx);
         let (want, model) = stream_model(version_ok, config);
         let supported = want == "ok";
         ctx.observe(

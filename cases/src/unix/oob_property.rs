@@ -43,7 +43,7 @@ use proptest::prelude::*;
 
 use crate::prop::Property;
 
-use super::oob::SIOCATMARK;
+use super::oob::{oob_facts, SIOCATMARK};
 use super::{errno_name, guarded, pair};
 
 /// unix.oob_property
@@ -1228,10 +1228,7 @@ fn probes() -> Vec<(&'static str, Vec<Op>)> {
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     guarded(ctx, |ctx| {
-        let version_ok = ctx.kernel.at_least(5, 15);
-        let config = ctx.kernel.config_option("CONFIG_AF_UNIX_OOB");
-        ctx.observe("kernel.at_least_5_15", version_ok);
-        ctx.observe_opt("config.af_unix_oob", config);
+        let (version_ok, config) = oob_facts(ctx);
         if !version_ok {
             return check_refused(ctx, "before 5.15 AF_UNIX has no MSG_OOB");
         }
