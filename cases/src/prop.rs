@@ -105,6 +105,9 @@ pub struct Found<T> {
     pub result: Result<(), TestError<T>>,
 }
 
+/// The least time a failure found under a deadline gets to shrink (ms).
+const MIN_SHRINK_MS: u64 = 5_000;
+
 impl Property {
     /// Runs `test` (which keeps its own tallies in `Cell`s, as proptest
     /// wants an `Fn`) over values of `strategy(explore)` as the settings in
@@ -151,6 +154,10 @@ impl Property {
             let config = Config {
                 cases,
                 max_shrink_iters: self.max_shrink_iters,
+                // Under a deadline (explore) shrinking gets what is left of
+                // it, at least MIN_SHRINK: a failing sequence can take the
+                // whole of its case's collector deadline per step.
+                max_shrink_time: settings.ms_to_deadline().map_or(0, |ms| ms.max(MIN_SHRINK_MS) as u32),
                 failure_persistence: persistence,
                 // The case process is the unit of isolation; proptest must not fork.
                 fork: false,

@@ -57,6 +57,11 @@ impl PropertySettings {
         out
     }
 
+    /// Milliseconds left to the deadline (0 once past); `None` without one.
+    pub fn ms_to_deadline(&self) -> Option<u64> {
+        self.deadline_unix_ms.map(|d| d.saturating_sub(unix_ms()))
+    }
+
     /// Whether the deadline has passed.
     pub fn past_deadline(&self) -> bool {
         self.deadline_unix_ms.is_some_and(|d| unix_ms() >= d)

@@ -71,9 +71,14 @@ pub static GC_PROPERTY: CaseDef = CaseDef {
         baseline plus every struct sock still allocated — the listed ones and the released ones that a \
         listed socket still holds as its peer or as the sender of a message in its queue. After closing the \
         kept ones: no AF_UNIX socket, and every count back to the baseline. For `scc_split`, nothing stays. \
-        When every disagreement is a dead cycle left exactly as the collector as written leaves it (a \
-        simulation of __unix_walk_scc()'s index propagation, kernel_leftover()), the result is the named \
-        known difference \"AF_UNIX GC: scc_index split inside one SCC\" (xfail); any other disagreement fails.",
+        When every disagreement is a dead cycle the collector as written can leave, the result is the named \
+        known difference \"AF_UNIX GC: scc_index split inside one SCC\" (xfail). The walk order is the \
+        kernel's (the collector runs from a work queue between the closes and re-queues its vertices as it \
+        groups them), so a graph is named only by what every order shares: nothing reachable freed, every \
+        listed socket's queue intact, and every socket left over in or held by a cycle whose walk (a \
+        simulation of __unix_walk_scc()'s index propagation), entered at one of its sockets, splits scc_index \
+        (split_can_leave()); any other disagreement fails. The wait for the collector ends early on such a \
+        listing once it has held for 300 ms.",
     why: "A descriptor in an SCM_RIGHTS skb holds a reference to its struct file (unix_attach_fds(), \
         scm_fp_dup()), so close() of the last descriptor releases nothing while the file is in flight. \
         unix_release_sock() (af_unix.c) purges the receive queue — dropping the files it carries, and for a \
@@ -1059,13 +1064,16 @@ fn run_sequence(
     // DEFECT_STABLE while the collector is triggered on every poll, the
     // wait ends (an affected kernel does not wait out the deadline); any
     // other state is waited for until the deadline.
-    let leftover = |h: &Graph| {
-        let alive = kernel_leftover(h, true);
-        (alive != h.reachable()).then(|| predict(g, &alive, &base))
+    // What the scc_index split leaves under some walk order
+    // ([`split_can_leave`]), with every count as that listing predicts.
+    let leftover = |h: &Graph, s: &Seen| {
+        listed_from_labels(h, &s.proc)
+            .is_some_and(|l| split_can_leave(h, &l).is_ok() && settled(&predict(g, &l, &base), s))
     };
-    let poll = |p: &Predicted, defect: Option<Predicted>| -> Result<(Seen, u32), String> {
+    let poll = |p: &Predicted, h: &Graph| -> Result<(Seen, u32), String> {
         let mut polls = 0u32;
         let mut defect_since: Option<std::time::Instant> = None;
+        let mut last_listing: Option<Vec<String>> = None;
         let r = wait_until(
             "the AF_UNIX garbage collector to reach the predicted state",
             GC_DEADLINE,
@@ -1078,16 +1086,14 @@ fn run_sequence(
                 if settled(p, s) {
                     return true;
                 }
-                match (&defect, defect_since) {
-                    (Some(d), since) if settled(d, s) => {
-                        let t = *defect_since.get_or_insert_with(std::time::Instant::now);
-                        since.is_some() && t.elapsed() >= DEFECT_STABLE
-                    }
-                    _ => {
-                        defect_since = None;
-                        false
-                    }
+                // The same explained listing for DEFECT_STABLE.
+                if leftover(h, s) && last_listing.as_ref() == Some(&s.proc) {
+                    let t = *defect_since.get_or_insert_with(std::time::Instant::now);
+                    return t.elapsed() >= DEFECT_STABLE;
                 }
+                defect_since = None;
+                last_listing = Some(s.proc.clone());
+                false
             },
         );
         let s = match r {
@@ -1097,7 +1103,7 @@ fn run_sequence(
         };
         Ok((s, polls))
     };
-    let (after, polls) = poll(&want, leftover(g))?;
+    let (after, polls) = poll(&want, g)?;
     ctx.observe(format!("{prefix}collected.polls"), polls);
     let freed = (0..g.nodes.len()).filter(|&i| !reach[i]).count() as u64;
     let gone = g.nodes.len() as u64 - after.proc.iter().filter(|l| !l.starts_with("inode ")).count() as u64;
@@ -1124,10 +1130,10 @@ fn run_sequence(
         let clean = predict(g, &nothing, &base);
         let (fin, _) = poll(
             &clean,
-            leftover(&Graph {
+            &Graph {
                 keep: Vec::new(),
                 ..g.clone()
-            }),
+            },
         )?;
         check_stage(
             ctx,
@@ -1216,6 +1222,143 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     })
 }
 
+/// Whether `listed` (the sockets /proc/net/unix lists once every
+/// descriptor but `h.keep` is closed) is what the scc_index split leaves
+/// under *some* order of the collector's walk. The kernel's order is not
+/// the case's to know: unix_walk_scc() re-queues every vertex in the order
+/// it grouped them, and the collector runs from a work queue between the
+/// closes, so the walk that grouped the final graph started wherever the
+/// runs before it left the list. What does not depend on the order:
+/// - nothing reachable from a kept socket is freed;
+/// - a listed socket's queues are intact: all it holds is listed, and an
+///   embryo is listed exactly when its listener is;
+/// - every socket left over (listed, not reachable) is in, or held through
+///   queues by, a cycle the collector could not free: an SCC of the
+///   leftover in-flight graph with no edge out of it whose DFS, entered at
+///   one of its sockets and walking each socket's edges in the order they
+///   were queued (unix_add_edges() appends), leaves two sockets joined by
+///   an edge with different scc_index values (what unix_vertex_dead()
+///   reads as an edge out of the SCC).
+///
+/// `Err` says which of these fails.
+fn split_can_leave(h: &Graph, listed: &[bool]) -> Result<(), String> {
+    let n = h.nodes.len();
+    let reach = h.reachable();
+    if let Some(i) = (0..n).find(|&i| reach[i] && !listed[i]) {
+        return Err(format!("{} is reachable from a kept socket yet freed", h.label(i)));
+    }
+    for i in (0..n).filter(|&i| listed[i]) {
+        if let Some(j) = h.held_by(i).into_iter().find(|&j| !listed[j]) {
+            return Err(format!("{} is listed but {} it holds is freed", h.label(i), h.label(j)));
+        }
+        if let Role::Embryo { listener, .. } = h.nodes[i].role {
+            if !listed[listener] {
+                return Err(format!("{} is listed without its listener", h.label(i)));
+            }
+        }
+    }
+    let left: Vec<bool> = (0..n).map(|i| listed[i] && !reach[i]).collect();
+    if !left.contains(&true) {
+        return Err("nothing is left over".into());
+    }
+    // The leftover in-flight graph: an edge from each file to the socket
+    // whose queue holds it (an embryo's queue counts as its listener's,
+    // unix_edge_successor()), in the order the messages were queued.
+    let inflight: Vec<bool> = (0..n)
+        .map(|i| left[i] && h.msgs.iter().any(|m| left[m.to] && m.cargo.contains(&i)))
+        .collect();
+    let succ = |to: usize| match h.nodes[to].role {
+        Role::Embryo { listener, .. } => listener,
+        _ => to,
+    };
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for m in h.msgs.iter().filter(|m| left[m.to]) {
+        for &c in &m.cargo {
+            let r = succ(m.to);
+            if inflight[c] && inflight[r] {
+                edges[c].push(r);
+            }
+        }
+    }
+    // SCC membership (not the kernel's indices): a leftover socket reaches
+    // and is reached from exactly the members of its SCC.
+    let reaches = |from: usize| {
+        let mut seen = vec![false; n];
+        let mut stack = vec![from];
+        while let Some(v) = stack.pop() {
+            if !std::mem::replace(&mut seen[v], true) {
+                stack.extend(edges[v].iter().copied());
+            }
+        }
+        seen
+    };
+    let reach_from: Vec<Vec<bool>> = (0..n).map(reaches).collect();
+    let scc_of = |v: usize| -> Vec<usize> { (0..n).filter(|&u| reach_from[v][u] && reach_from[u][v]).collect() };
+    // Every leftover socket must be held, through queues, by a stuck SCC.
+    let mut stuck: Vec<bool> = vec![false; n];
+    for v in (0..n).filter(|&v| inflight[v]) {
+        let scc = scc_of(v);
+        let sink = scc.iter().all(|&u| edges[u].iter().all(|w| scc.contains(w)));
+        if sink && scc.len() > 1 && split_from_some_entry(&edges, &scc) {
+            stuck[v] = true;
+        }
+    }
+    for v in (0..n).filter(|&v| left[v]) {
+        // The socket itself, or a socket that holds it (for an embryo: its
+        // listener), is in flight and reaches a stuck SCC.
+        let anchor = match h.nodes[v].role {
+            Role::Embryo { listener, .. } => listener,
+            _ => v,
+        };
+        let holders: Vec<usize> = std::iter::once(anchor)
+            .chain((0..n).filter(|&u| left[u] && h.held_by(u).contains(&anchor)))
+            .collect();
+        let held = holders
+            .iter()
+            .any(|&u| inflight[u] && (0..n).any(|s| stuck[s] && reach_from[u][s]));
+        if !held {
+            return Err(format!(
+                "{} is left over but no cycle the scc_index split can leave holds it",
+                h.label(v)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the kernel's walk (scc_index min-propagated from the successor's
+/// value when the edge is walked, on tree edges and edges to the stack
+/// alike) leaves two members of `scc` joined by an edge with different
+/// scc_index values, for some socket of `scc` entered first.
+fn split_from_some_entry(edges: &[Vec<usize>], scc: &[usize]) -> bool {
+    fn visit(
+        edges: &[Vec<usize>],
+        scc: &[usize],
+        v: usize,
+        index: &mut [Option<usize>],
+        low: &mut [usize],
+        last: &mut usize,
+    ) {
+        index[v] = Some(*last);
+        low[v] = *last;
+        *last += 1;
+        for &u in edges[v].iter().filter(|u| scc.contains(u)) {
+            if index[u].is_none() {
+                visit(edges, scc, u, index, low, last);
+            }
+            // Inside one SCC every visited successor is still on the stack.
+            low[v] = low[v].min(low[u]);
+        }
+    }
+    scc.iter().any(|&entry| {
+        let n = edges.len();
+        let (mut index, mut low, mut last) = (vec![None; n], vec![0; n], 0);
+        visit(edges, scc, entry, &mut index, &mut low, &mut last);
+        scc.iter()
+            .any(|&v| edges[v].iter().any(|&u| scc.contains(&u) && low[u] != low[v]))
+    })
+}
+
 /// Sorted view labels of the sockets `left` marks.
 fn labels_of(g: &Graph, left: &[bool]) -> Vec<String> {
     let mut v: Vec<String> = (0..g.nodes.len()).filter(|&i| left[i]).map(|i| g.label(i)).collect();
@@ -1223,13 +1366,10 @@ fn labels_of(g: &Graph, left: &[bool]) -> Vec<String> {
     v
 }
 
-/// Whether the sequence recorded under `prefix` ended exactly as the
-/// collector as written would leave it ([`kernel_leftover`]) — after the
-/// close, and (with sockets kept) after closing those too, the sockets
-/// listed in /proc/net/unix are the ones it leaves — and the scc_index
-/// split is what makes that differ from the collector as intended.
-fn explained_by_split(ctx: &Ctx, g: &Graph, prefix: &str) -> bool {
-    // The stages after the close: the kept set as given, then nothing kept.
+/// Whether the sequence recorded under `prefix` left, after the close
+/// (and with sockets kept, after closing those too), what the scc_index
+/// split leaves under some walk order ([`split_can_leave`]).
+fn left_as_some_walk_leaves(ctx: &Ctx, g: &Graph, prefix: &str) -> Result<(), String> {
     let mut stages = vec![("collected", g.clone())];
     if !g.keep.is_empty() {
         stages.push((
@@ -1240,18 +1380,39 @@ fn explained_by_split(ctx: &Ctx, g: &Graph, prefix: &str) -> bool {
             },
         ));
     }
-    // The split must be what makes the difference: the same simulation
-    // with SCC membership for the dead check would free more.
-    let mut split_matters = false;
     for (stage, h) in &stages {
-        let buggy = kernel_leftover(h, true);
-        split_matters |= buggy != kernel_leftover(h, false);
-        let seen = ctx.observed(&format!("{prefix}{stage}.proc_net_unix.sockets"));
-        if seen != Some(&json!(labels_of(g, &buggy))) {
-            return false;
+        let key = format!("{prefix}{stage}.proc_net_unix.sockets");
+        let seen: Vec<String> = ctx
+            .observed(&key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or_else(|| format!("{key} was not observed"))?;
+        let listed =
+            listed_from_labels(h, &seen).ok_or_else(|| format!("{key} lists sockets the graph does not have"))?;
+        // A stage that met the model has nothing to explain.
+        if listed != h.reachable() {
+            split_can_leave(h, &listed).map_err(|e| format!("{stage}: {e}"))?;
         }
     }
-    split_matters
+    Ok(())
+}
+
+/// The sockets a /proc/net/unix listing names (an embryo goes with its
+/// listener); `None` unless that set's labels are exactly the listing.
+fn listed_from_labels(g: &Graph, seen: &[String]) -> Option<Vec<bool>> {
+    let mut listed = vec![false; g.nodes.len()];
+    for i in 0..g.nodes.len() {
+        if !matches!(g.nodes[i].role, Role::Embryo { .. }) && seen.contains(&g.label(i)) {
+            listed[i] = true;
+        }
+    }
+    for i in 0..g.nodes.len() {
+        if let Role::Embryo { listener, .. } = g.nodes[i].role {
+            listed[i] = listed[listener];
+        }
+    }
+    let mut want = seen.to_vec();
+    want.sort();
+    (labels_of(g, &listed) == want).then_some(listed)
 }
 
 /// When every disagreement belongs to a graph (the pinned `scc_split`,
@@ -1271,8 +1432,25 @@ fn name_the_scc_split(ctx: &mut Ctx, oob: bool, minimal: Option<&Graph>) {
     if mismatches.is_empty() {
         return;
     }
-    let split_ok = explained_by_split(ctx, &split, "scc_split.");
-    let minimal_ok = minimal.is_some_and(|g| explained_by_split(ctx, g, ""));
+    // The walk order is the kernel's for the pinned graph too: which of
+    // its sockets the walk enters first decides what stays.
+    let split_ok = match left_as_some_walk_leaves(ctx, &split, "scc_split.") {
+        Ok(()) => true,
+        Err(why) => {
+            ctx.note(format!("scc_split: not the scc_index split: {why}"));
+            false
+        }
+    };
+    // The minimal counterexample is random: the walk order that grouped
+    // it is not known, so it is held to what every order shares.
+    let minimal_ok = match minimal.map(|g| left_as_some_walk_leaves(ctx, g, "")) {
+        Some(Ok(())) => true,
+        Some(Err(why)) => {
+            ctx.note(format!("not the scc_index split: {why}"));
+            false
+        }
+        None => false,
+    };
     // Only what a leak changes: the stages after the close.
     let after_close = |c: &str| c.starts_with("collected.") || c.starts_with("clean.");
     let all = mismatches.iter().all(|m| {
@@ -1286,11 +1464,14 @@ fn name_the_scc_split(ctx: &mut Ctx, oob: bool, minimal: Option<&Graph>) {
     if all {
         ctx.known_difference(
             "AF_UNIX GC: scc_index split inside one SCC",
-            "every disagreement is a dead cycle left exactly as __unix_walk_scc() as written leaves it: its \
+            "every disagreement is a dead cycle left as __unix_walk_scc() as written can leave it: its \
              scc_index is min-propagated from the successor's value at the time the edge is walked (bfdb01283ee8, \
              \"af_unix: Assign a unique index to SCC.\", 6.10), so a vertex that saw an on-stack vertex before \
              that vertex's scc_index dropped keeps a larger one, unix_vertex_dead() reads the edge between them \
-             as leaving the SCC, and the dead SCC is never collected (a leak; scc_split pins the smallest case)",
+             as leaving the SCC, and the dead SCC is never collected (a leak; scc_split pins the smallest case). \
+             The walk order is the kernel's, so each graph is held to what every order shares: nothing reachable \
+             freed, every listed queue intact, and every socket left over in or held by a cycle whose walk splits \
+             scc_index when entered at one of its sockets",
             // Scoped to exactly the observations checked above to be the
             // defect's: any other mismatch still fails the case.
             &mismatches.iter().map(|m| m.counter.as_str()).collect::<Vec<_>>(),
@@ -1613,6 +1794,52 @@ mod tests {
         let g5 = graph(vec![GroupSpec::Pair(Kind::Stream)], &[(0, &[1]), (1, &[0])], &[1]);
         assert_eq!(stay(&g5), vec![1]);
         assert_eq!(kernel_leftover(&g5, true), vec![false, true]);
+    }
+
+    #[test]
+    fn what_some_walk_order_can_leave() {
+        let (_, _, spec) = pinned().into_iter().find(|(p, _, _)| *p == "scc_split").unwrap();
+        let g = Graph::build(&spec, 8, true);
+        // What the simulated walk leaves is explained...
+        assert_eq!(split_can_leave(&g, &kernel_leftover(&g, true)), Ok(()));
+        // ...but not socket 3 as well (never in flight: nothing holds it),
+        let all = vec![true; 4];
+        assert!(split_can_leave(&g, &all).unwrap_err().contains("socket 3"));
+        // nor socket 0 without the socket 2 it holds (a purged queue),
+        assert!(split_can_leave(&g, &[true, true, false, false]).is_err());
+        // nor nothing at all.
+        assert!(split_can_leave(&g, &[false; 4]).is_err());
+        // A two-socket cycle cannot split: every entry gives both one index.
+        let g3 = graph(vec![GroupSpec::Pair(Kind::Stream)], &[(1, &[1]), (0, &[0])], &[]);
+        assert!(split_can_leave(&g3, &[true, true]).unwrap_err().contains("no cycle"));
+        assert_eq!(
+            split_can_leave(&g3, &[false, false]).unwrap_err(),
+            "nothing is left over"
+        );
+        // Kept, socket 1 holds socket 0: freeing 0 is over-collection.
+        let g4 = Graph { keep: vec![1], ..g3 };
+        assert!(split_can_leave(&g4, &[false, true]).unwrap_err().contains("reachable"));
+        // Through an accept queue: the listener and its embryo stay together.
+        let g6 = graph(
+            vec![
+                GroupSpec::Pair(Kind::Stream),
+                GroupSpec::Listener {
+                    seqpacket: false,
+                    clients: 1,
+                },
+            ],
+            &[(1, &[1, 2]), (2, &[1, 1, 0]), (0, &[0, 0])],
+            &[],
+        );
+        let left = kernel_leftover(&g6, true);
+        assert_eq!(split_can_leave(&g6, &left), Ok(()));
+        let mut no_embryo = left.clone();
+        no_embryo[4] = false;
+        assert!(split_can_leave(&g6, &no_embryo).is_err());
+        // The labels of a listing map back to the set.
+        let seen = labels_of(&g6, &left);
+        assert_eq!(listed_from_labels(&g6, &seen), Some(left));
+        assert_eq!(listed_from_labels(&g6, &["socket 9".to_string()]), None);
     }
 
     #[test]
