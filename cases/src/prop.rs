@@ -51,32 +51,77 @@ fn injected_fault<T: Debug>(id: &str, v: &T) -> Result<(), String> {
     }
 }
 
-/// Saves failures like `FileFailurePersistence` but replays nothing:
-/// `explore` looks for new failures and leaves the known ones to `run`.
-#[derive(Debug, Clone, PartialEq)]
-struct SaveOnly(FileFailurePersistence);
+/// Failure persistence for `explore`: loads nothing (explore looks for new
+/// failures and leaves the known ones to `run`) and keeps the failure in
+/// memory instead of writing it. Whether it is a failure at all is only
+/// known once the run is classified (a known difference or a known issue
+/// makes it xfail, and an xfail must not be replayed by every later run):
+/// the case records it as `property.finding` and the explore command writes
+/// it with [`persist_finding`] when the outcome is a failure.
+#[derive(Debug, Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
-impl FailurePersistence for SaveOnly {
+impl FailurePersistence for Capture {
     fn load_persisted_failures2(&self, _source_file: Option<&'static str>) -> Vec<PersistedSeed> {
         Vec::new()
     }
     fn save_persisted_failure2(
         &mut self,
-        source_file: Option<&'static str>,
+        _source_file: Option<&'static str>,
         seed: PersistedSeed,
         shrunken: &dyn Debug,
     ) {
-        self.0.save_persisted_failure2(source_file, seed, shrunken)
+        // One line, as FileFailurePersistence writes it.
+        let shrunk = format!("{shrunken:?}").replace(['\n', '\r'], " ");
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((seed.to_string(), shrunk));
     }
     fn box_clone(&self) -> Box<dyn FailurePersistence> {
         Box::new(self.clone())
     }
     fn eq(&self, other: &dyn FailurePersistence) -> bool {
-        other.as_any().downcast_ref::<Self>() == Some(self)
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|o| std::sync::Arc::ptr_eq(&o.0, &self.0))
     }
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The shrunk value's debug text, written as is.
+struct Verbatim<'a>(&'a str);
+
+impl Debug for Verbatim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Writes the failure an explore run recorded (`property.finding`) to its
+/// case's deep regression file, so that every later `kharness run`
+/// replays it; the caller does this only for a run whose outcome is a
+/// failure. Returns the file written, `None` when the report holds no
+/// finding (or there is no source tree to write to).
+pub fn persist_finding(report: &kharness::CaseReport) -> Result<Option<String>, String> {
+    let Some(f) = report.observations.get("property.finding") else {
+        return Ok(None);
+    };
+    let field = |k: &str| f.get(k).and_then(|v| v.as_str());
+    let (Some(file), Some(seed), Some(shrunk)) = (field("file"), field("seed"), field("shrunk")) else {
+        return Err(format!("{}: property.finding is malformed: {f}", report.case));
+    };
+    let seed: PersistedSeed = seed
+        .parse()
+        .map_err(|()| format!("{}: property.finding has a bad seed {seed:?}", report.case))?;
+    let Some(path) = regressions_path(file) else {
+        return Ok(None);
+    };
+    FileFailurePersistence::Direct(path).save_persisted_failure2(None, seed, &Verbatim(shrunk));
+    Ok(Some(path.to_string()))
 }
 
 /// A property of one case: its id, quick default count, regression file.
@@ -173,9 +218,8 @@ impl Property {
             // (the seed with the chunk number), so that the deadline can
             // stop between chunks without generating the rest, and
             // `--seed S --deep` (every chunk) still replays what ran.
-            let save_only = || {
-                deep.map(|p| -> Box<dyn FailurePersistence> { Box::new(SaveOnly(FileFailurePersistence::Direct(p))) })
-            };
+            let capture = Capture::default();
+            let save_only = || Some(Box::new(capture.clone()) as Box<dyn FailurePersistence>);
             let mut result = Ok(());
             for (k, start) in (0..cases).step_by(EXPLORE_CHUNK as usize).enumerate() {
                 if k > 0 && settings.past_deadline() {
@@ -186,6 +230,13 @@ impl Property {
                 if result.is_err() {
                     break;
                 }
+            }
+            let captured = capture.0.lock().unwrap_or_else(|e| e.into_inner()).first().cloned();
+            if let (Some((seed, shrunk)), Some(stem)) = (captured, self.regressions.strip_suffix(".txt")) {
+                ctx.observe_volatile(
+                    "property.finding",
+                    serde_json::json!({"file": format!("{stem}.deep.txt"), "seed": seed, "shrunk": shrunk}),
+                );
             }
             result
         } else {
@@ -259,12 +310,14 @@ impl Property {
                 }
                 ctx.note(format!("first disagreement: {reason}"));
                 ctx.note(format!("replay: {}", self.replay_command(ctx)));
-                let saved = if ctx.property.explore {
-                    self.deep_regressions()
-                } else {
-                    regressions_path(self.regressions)
-                };
-                if let Some(p) = saved {
+                if ctx.property.explore {
+                    if let Some(p) = self.deep_regressions() {
+                        ctx.note(format!(
+                            "kept for {p} if the run is a failure (not a known difference): every `kharness run` \
+                             replays that file first"
+                        ));
+                    }
+                } else if let Some(p) = regressions_path(self.regressions) {
                     ctx.note(format!("saved in {p}: every `kharness run` replays it first"));
                 }
                 if let Err(e) = replay(ctx, &minimal) {
@@ -342,6 +395,37 @@ mod tests {
         assert_eq!(seen(1), seen(1));
         assert_ne!(seen(1), seen(2));
         assert_eq!(seen(1).len(), 32);
+    }
+
+    #[test]
+    fn explore_keeps_a_failure_in_the_report_not_in_a_file() {
+        // Whether it is a failure is decided after the case (a known
+        // difference or issue makes it xfail): explore writes nothing
+        // itself and leaves the finding to persist_finding.
+        const Q: Property = Property {
+            regressions: "test_only_never_written.txt",
+            ..P
+        };
+        let mut c = ctx();
+        c.property.explore = true;
+        c.property.seed = Some(3);
+        let found = Q.run(
+            &mut c,
+            |_| 0u32..1000,
+            |v| if v >= 10 { Err("no".into()) } else { Ok(()) },
+        );
+        assert!(found.result.is_err());
+        let f = c.observed("property.finding").expect("the finding is recorded").clone();
+        assert_eq!(f["file"], "test_only_never_written.deep.txt");
+        assert!(f["seed"].as_str().unwrap().parse::<PersistedSeed>().is_ok(), "{f}");
+        assert_eq!(f["shrunk"], "10");
+        let written = regressions_path("test_only_never_written.deep.txt");
+        assert!(written.is_none_or(|p| !std::path::Path::new(p).exists()));
+        // Without a failure nothing is recorded.
+        let mut c = ctx();
+        c.property.explore = true;
+        Q.run(&mut c, |_| 0u32..1000, |_| Ok(()));
+        assert!(c.observed("property.finding").is_none());
     }
 
     #[test]

@@ -138,11 +138,26 @@ pub(crate) fn explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
     }
     let mut line: Vec<String> = Vec::new();
     let mut current_round = 0;
-    let summary = explore::explore(kernel, instances, &opts, &mut |ev| match args.format {
-        Fmt::Json => {
-            let _ = writeln!(out, "{}", serde_json::to_string(ev).expect("event serialises"));
+    let summary = explore::explore(kernel, instances, &opts, &mut |ev| {
+        // A failure (not an xfail: a known difference is no new finding)
+        // goes to its case's deep regression file, replayed by every run.
+        if let ExploreEvent::Run { report, .. } = ev {
+            if report.outcome == Outcome::Fail {
+                match kharness_cases::prop::persist_finding(report) {
+                    Ok(Some(p)) if args.format == Fmt::Human => {
+                        let _ = writeln!(out, "  saved {} in {p}", report.case);
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("kharness explore: {e}"),
+                }
+            }
         }
-        Fmt::Human => human_event(&mut out, ev, &mut line, &mut current_round),
+        match args.format {
+            Fmt::Json => {
+                let _ = writeln!(out, "{}", serde_json::to_string(ev).expect("event serialises"));
+            }
+            Fmt::Human => human_event(&mut out, ev, &mut line, &mut current_round),
+        }
     });
     if args.format == Fmt::Human {
         human_summary(&mut out, &summary);
