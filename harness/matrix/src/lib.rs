@@ -21,7 +21,9 @@
 //! A crate of its own so that the core (`kharness`: namespaces, topologies,
 //! observations, models, runner, reporters) does not link the archive,
 //! compression and ELF readers (tar, xz2, zstd, object) only the matrix needs.
+//! No `unsafe` here: what needs it is in `kharness::sys`.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod apt;
 pub mod cleanup;
