@@ -5,10 +5,10 @@
 #![no_main]
 use std::cmp::Ordering;
 
-use kharness::matrix::apt::{
+use kharness_matrix::apt::{
     archive_for_suite, candidates, compare_versions, parse_deb822, parse_madison, parse_one_line, split_stanzas,
 };
-use kharness::matrix::config::DebianSpec;
+use kharness_matrix::config::DebianSpec;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

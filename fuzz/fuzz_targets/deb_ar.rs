@@ -1,6 +1,6 @@
 //! The `ar` container of a `.deb` (`!<arch>\n`, 60-byte member headers).
 #![no_main]
-use kharness::matrix::deb::parse_ar;
+use kharness_matrix::deb::parse_ar;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use kharness::matrix::deb::extract_kernel;
+use kharness_matrix::deb::extract_kernel;
 use libfuzzer_sys::fuzz_target;
 
 fn scratch() -> &'static PathBuf {

@@ -3,7 +3,7 @@
 #![no_main]
 use std::path::Path;
 
-use kharness::matrix::config::{capture, fill, parse_shard, shard, KernelSource, MatrixConfig};
+use kharness_matrix::config::{capture, fill, parse_shard, shard, KernelSource, MatrixConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

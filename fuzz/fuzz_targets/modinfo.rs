@@ -2,7 +2,7 @@
 //! dependency source for Debian's packages, which ship no `modules.dep`),
 //! plus the module-name mapping of file names.
 #![no_main]
-use kharness::matrix::modules::{depends, modinfo, module_name};
+use kharness_matrix::modules::{depends, modinfo, module_name};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! `modules.dep` (`kernel/a.ko: kernel/b.ko …`) of a modules tree and
 //! `modules.builtin` names.
 #![no_main]
-use kharness::matrix::modules::{module_name, parse_modules_dep};
+use kharness_matrix::modules::{module_name, parse_modules_dep};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! (`serde_json` → `Matrix`), merged, and rendered in every format the
 //! command writes (text, markdown, HTML, JUnit).
 #![no_main]
-use kharness::matrix::report::{html, junit, markdown, table, text};
-use kharness::matrix::results::{case_names, exit_code, merge, Matrix};
+use kharness_matrix::report::{html, junit, markdown, table, text};
+use kharness_matrix::results::{case_names, exit_code, merge, Matrix};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! lines (`LineBuffer`) → messages (`protocol::decode`) → a kernel's column
 //! (`Recorder`), as `kharness matrix` does with a guest's output.
 #![no_main]
-use kharness::matrix::protocol::{decode, LineBuffer};
-use kharness::matrix::results::{KernelRun, KernelStatus, Recorder};
+use kharness_matrix::protocol::{decode, LineBuffer};
+use kharness_matrix::results::{KernelRun, KernelStatus, Recorder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

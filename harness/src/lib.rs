@@ -6,22 +6,16 @@
 pub mod case;
 /// sock_diag (`INET_DIAG`) requests, decoded with the `tcp_info` decoder.
 pub mod diag;
-/// `kharness report diff`: regressions, fixes and moved figures between two reports.
-pub mod diff;
 /// The typed event stream of a run.
 pub mod event;
 /// `kharness explore`: property cases with fresh seeds until a time budget is spent.
 pub mod explore;
 /// Kernel health around every case: the kernel log and taint, watched.
 pub mod health;
-/// `--format kcidb`: a KCIDB (schema 5.3) submission of a run or a matrix.
-pub mod kcidb;
 /// What the running kernel says about itself.
 pub mod kernel;
 /// Known kernel issues as data (`fixtures/known-issues.toml`, `--known-issues`).
 pub mod known_issues;
-/// `kharness matrix`: the catalog on several kernels (Debian packages under QEMU, the host).
-pub mod matrix;
 /// Observations, predictions and their comparison.
 pub mod model;
 /// Synchronous netlink requests with extended-ACK decoding.

@@ -1,11 +1,11 @@
 //! `kharness report diff BASE NEW`: reads two reports, prints what changed,
-//! exits 1 when something regressed. The comparison is in `kharness::diff`.
+//! exits 1 when something regressed. The comparison is in `kharness_matrix::report_diff`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use kharness::diff;
+use kharness_matrix::report_diff as diff;
 
 use crate::{CliError, ExitCode};
 

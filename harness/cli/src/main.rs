@@ -19,6 +19,7 @@ use kharness::event::Event;
 use kharness::report::{human::Human, json::Json, junit::Junit, tap::Tap, Reporter};
 use kharness::runner::{self, RunOptions};
 use kharness::{CaseDef, KernelInfo};
+use kharness_matrix::kcidb;
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +131,7 @@ enum Cmd {
         #[arg(long)]
         flaky_fails: bool,
         /// The origin of KCIDB ids (`--format kcidb`).
-        #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
+        #[arg(long, value_name = "NAME", default_value = kcidb::DEFAULT_ORIGIN)]
         kcidb_origin: String,
         #[command(flatten)]
         property: PropertyArgs,
@@ -269,7 +270,7 @@ impl PropertyArgs {
 fn main() {
     if process::id() == 1 {
         // The guest's /init in a matrix VM (whatever the kernel passed as arguments).
-        kharness::matrix::guest::pid1();
+        kharness_matrix::guest::pid1();
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -350,7 +351,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             known,
         } => {
             let known_issues = known.load()?;
-            kharness::kcidb::validate_origin(&kcidb_origin).map_err(CliError::Usage)?;
+            kcidb::validate_origin(&kcidb_origin).map_err(CliError::Usage)?;
             let property = property.settings()?;
             let jobs = validate_jobs(jobs)?;
             let repeat = validate_repeat(repeat)?;
@@ -375,7 +376,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 Format::Human => reporters.push(Box::new(Human::new(stdout.lock(), color, verbose))),
                 Format::Json => reporters.push(Box::new(Json::new(stdout.lock()))),
                 Format::Tap => reporters.push(Box::new(Tap::new(stdout.lock()))),
-                Format::Kcidb => reporters.push(Box::new(kharness::kcidb::Reporter::new(
+                Format::Kcidb => reporters.push(Box::new(kcidb::Reporter::new(
                     stdout.lock(),
                     &kcidb_origin,
                     instances.iter().map(|i| i.name.clone()).collect(),
@@ -461,7 +462,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Cmd::Matrix(args) => matrix::matrix(*args),
         Cmd::Report { command } => matrix::report(command),
         Cmd::Init { runner } => matrix::init(runner),
-        Cmd::Cleanup => process::exit(kharness::matrix::cleanup::serve(std::io::stdin().lock())),
+        Cmd::Cleanup => process::exit(kharness_matrix::cleanup::serve(std::io::stdin().lock())),
         Cmd::Case { id, variant, property } => {
             let property = property.settings()?;
             let def = find_case(&id)?;

@@ -1,6 +1,6 @@
 //! `kharness matrix`, `kharness report merge` and the guest's hidden
 //! `__init` entry: argument handling, progress display and output. The work
-//! itself is in `kharness::matrix`.
+//! itself is in `kharness_matrix`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,12 +8,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use kharness::matrix::cleanup::Cleanup;
-use kharness::matrix::config::{parse_shard, shard};
-use kharness::matrix::initramfs::is_static;
-use kharness::matrix::qemu::Accel;
-use kharness::matrix::results::{exit_code, merge, KernelRun, KernelStatus, Matrix};
-use kharness::matrix::{report, KernelSource, KernelSpec, MatrixConfig, MatrixEvent, MatrixOptions, Stage};
+use kharness_matrix::cleanup::Cleanup;
+use kharness_matrix::config::{parse_shard, shard};
+use kharness_matrix::initramfs::is_static;
+use kharness_matrix::kcidb;
+use kharness_matrix::qemu::Accel;
+use kharness_matrix::results::{exit_code, merge, KernelRun, KernelStatus, Matrix};
+use kharness_matrix::{report, KernelSource, KernelSpec, MatrixConfig, MatrixEvent, MatrixOptions, Stage};
 
 use crate::{CliError, ExitCode};
 
@@ -64,7 +65,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
     /// The origin of KCIDB ids (`--format kcidb`).
-    #[arg(long, value_name = "NAME", default_value = kharness::kcidb::DEFAULT_ORIGIN)]
+    #[arg(long, value_name = "NAME", default_value = kcidb::DEFAULT_ORIGIN)]
     kcidb_origin: String,
     /// Print only what differs between the kernels (the differences
     /// section; in JSON, the differences object).
@@ -169,7 +170,7 @@ fn catalog_order() -> Vec<String> {
 }
 
 fn load_list(path: Option<&Path>) -> Result<(MatrixConfig, String), CliError> {
-    use kharness::matrix::config::ConfigError;
+    use kharness_matrix::config::ConfigError;
     // One line each, saying what to do: the TOML parser's message spans
     // several (a snippet with a caret); keep its first and last.
     let usage = |e: ConfigError| {
@@ -283,7 +284,7 @@ fn case_docs() -> std::collections::BTreeMap<String, String> {
 fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
     let order = catalog_order();
     let mut m = m.clone();
-    m.differences = Some(kharness::matrix::diff::compute(&m, &order, &case_docs()));
+    m.differences = Some(kharness_matrix::diff::compute(&m, &order, &case_docs()));
     let m = &m;
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -296,7 +297,7 @@ fn write_outputs(m: &Matrix, out: &OutputArgs) -> Result<(), CliError> {
         (MatrixFormat::Markdown, false) => report::markdown(m, &order),
         (MatrixFormat::Markdown, true) => report::differences_markdown(&d),
         (MatrixFormat::Kcidb, _) => {
-            let doc = kharness::kcidb::submission(m, &out.kcidb_origin, &kharness::kcidb::run_id(), &order);
+            let doc = kcidb::submission(m, &out.kcidb_origin, &kcidb::run_id(), &order);
             serde_json::to_string_pretty(&doc).expect("submission serialises") + "\n"
         }
     };
@@ -354,7 +355,7 @@ fn select_kernels(
 /// `kharness matrix`.
 pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     // Validate everything before anything is fetched or booted.
-    kharness::kcidb::validate_origin(&args.out.kcidb_origin).map_err(CliError::Usage)?;
+    kcidb::validate_origin(&args.out.kcidb_origin).map_err(CliError::Usage)?;
     for p in [&args.out.junit, &args.out.html].into_iter().flatten() {
         check_out_path(
             if Some(p) == args.out.junit.as_ref() {
@@ -453,7 +454,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     let (mut selected, config_errors) = select_kernels(&config, &list_name, &args.kernels, args.kernel.is_some());
     let known: Vec<&str> = config.kernels.iter().map(|k| k.name.as_str()).collect();
     if let Some(image) = &args.kernel {
-        kharness::matrix::config::validate_name(&args.name).map_err(|m| CliError::Usage(format!("--name: {m}")))?;
+        kharness_matrix::config::validate_name(&args.name).map_err(|m| CliError::Usage(format!("--name: {m}")))?;
         if known.contains(&args.name.as_str()) && args.kernels.contains(&args.name) {
             return Err(CliError::Usage(format!(
                 "--name {} is also a kernel of the list; choose another",
@@ -505,7 +506,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         cache_dir: args
             .cache_dir
             .clone()
-            .unwrap_or_else(kharness::matrix::fetch::default_cache_dir),
+            .unwrap_or_else(kharness_matrix::fetch::default_cache_dir),
         refresh: args.refresh,
         archive: args.archive.clone(),
         init_binary,
@@ -528,7 +529,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
     // A run killed before its report is out leaves nothing in the cache
     // but finished kernel entries; once the report is out, its logs stay.
     let cleanup = std::sync::Arc::new(Cleanup::new(opts.host_exe.clone()));
-    let mut m = kharness::matrix::run::run_with(&opts, &cleanup, &|ev| progress.event(ev));
+    let mut m = kharness_matrix::run::run_with(&opts, &cleanup, &|ev| progress.event(ev));
     progress.finish();
     m.kernels.extend(config_errors);
     m.shard = shard_spec;
@@ -556,7 +557,7 @@ pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
         ReportCmd::Merge { files, out } => (files, out),
         ReportCmd::Diff(args) => return crate::diff::run(args),
     };
-    kharness::kcidb::validate_origin(&out.kcidb_origin).map_err(CliError::Usage)?;
+    kcidb::validate_origin(&out.kcidb_origin).map_err(CliError::Usage)?;
     for p in [&out.junit, &out.html].into_iter().flatten() {
         check_out_path("output", p)?;
     }
@@ -584,7 +585,7 @@ pub fn report(cmd: ReportCmd) -> Result<ExitCode, CliError> {
 /// The guest's entry: PID 1, or the catalog runner it starts.
 pub fn init(runner: bool) -> Result<ExitCode, CliError> {
     if runner {
-        let code = kharness::matrix::guest::run_catalog(&crate::catalog());
+        let code = kharness_matrix::guest::run_catalog(&crate::catalog());
         std::process::exit(code);
     }
     if std::process::id() != 1 {
@@ -593,7 +594,7 @@ pub fn init(runner: bool) -> Result<ExitCode, CliError> {
                 .into(),
         ));
     }
-    kharness::matrix::guest::pid1()
+    kharness_matrix::guest::pid1()
 }
 
 /// Progress on stderr: bars on a terminal, plain lines otherwise.

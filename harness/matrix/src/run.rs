@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kharness::case::Outcome;
+
 use super::apt::system_sources;
 use super::cleanup::Cleanup;
 use super::config::{KernelSource, KernelSpec};
@@ -19,7 +21,6 @@ use super::modules::{ModuleState, ModuleTree};
 use super::protocol::{decode, Message};
 use super::qemu::{self, Accel, VmSpec};
 use super::results::{KernelRun, KernelStatus, Matrix, ModuleReport, Recorder, SCHEMA};
-use crate::case::Outcome;
 
 /// How a matrix runs.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ pub struct MatrixOptions {
     pub retries: usize,
     /// Known kernel issues (the built-in list and `--known-issues`), and the
     /// team files to hand to the host kernel's `kharness run`.
-    pub known_issues: Vec<crate::known_issues::KnownIssue>,
+    pub known_issues: Vec<kharness::known_issues::KnownIssue>,
     /// The `--known-issues` files, for the host kernel's run.
     pub known_issue_files: Vec<PathBuf>,
 }
@@ -537,7 +538,7 @@ fn run_vm_kernel(
         run.console_tail = qemu::tail(&console, 30);
     }
     // After `finish`, so a case the guest died in is charged with the oops.
-    crate::health::charge_console(&splats, run.results.iter_mut().map(|r| &mut r.report));
+    kharness::health::charge_console(&splats, run.results.iter_mut().map(|r| &mut r.report));
     if let (Some(want), Some(got)) = (&ready.release, &run.release) {
         if want != got {
             run.notes.push(format!("expected release {want}, the guest says {got}"));
@@ -568,7 +569,7 @@ fn run_host(index: usize, spec: &KernelSpec, opts: &MatrixOptions, sink: Sink) -
         )
         .args(&opts.filters);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::sys::die_with_parent(&mut cmd);
+    kharness::sys::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -664,15 +665,15 @@ fn explore_host(run: &mut KernelRun, opts: &MatrixOptions, budget: Duration, cas
         .arg(format!("{}ms", budget.as_millis().max(1)))
         .args(cases);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::sys::die_with_parent(&mut cmd);
+    kharness::sys::die_with_parent(&mut cmd);
     match cmd.output() {
         Err(e) => run
             .notes
             .push(format!("explore: cannot start {}: {e}", opts.host_exe.display())),
         Ok(out) => {
             let summary = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-                match serde_json::from_str::<crate::explore::ExploreEvent>(l) {
-                    Ok(crate::explore::ExploreEvent::Summary(s)) => Some(s),
+                match serde_json::from_str::<kharness::explore::ExploreEvent>(l) {
+                    Ok(kharness::explore::ExploreEvent::Summary(s)) => Some(s),
                     _ => None,
                 }
             });

@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::case::{CaseReport, Outcome};
-use crate::matrix::results::{case_names, KernelRun, KernelStatus, Matrix};
+use kharness::case::{CaseReport, Outcome};
+
+use crate::results::{case_names, KernelRun, KernelStatus, Matrix};
 
 /// The schema version this module writes.
 pub const VERSION: (u32, u32) = (5, 3);
@@ -366,9 +367,9 @@ impl<W: std::io::Write> Reporter<W> {
     }
 }
 
-impl<W: std::io::Write> crate::report::Reporter for Reporter<W> {
-    fn event(&mut self, event: &crate::event::Event) -> std::io::Result<()> {
-        use crate::event::Event;
+impl<W: std::io::Write> kharness::report::Reporter for Reporter<W> {
+    fn event(&mut self, event: &kharness::event::Event) -> std::io::Result<()> {
+        use kharness::event::Event;
         match event {
             Event::RunStarted(h) => {
                 self.kernel.release = Some(h.kernel.release.clone());
@@ -376,7 +377,7 @@ impl<W: std::io::Write> crate::report::Reporter for Reporter<W> {
             }
             Event::CaseFinished(r) => {
                 let tcp_info_len = self.kernel.kernel.as_ref().map(|k| k.tcp_info_len).unwrap_or(0);
-                self.kernel.results.push(crate::matrix::results::MatrixResult {
+                self.kernel.results.push(crate::results::MatrixResult {
                     report: r.clone(),
                     tcp_info_len,
                 });
@@ -385,7 +386,7 @@ impl<W: std::io::Write> crate::report::Reporter for Reporter<W> {
                 self.kernel.status = KernelStatus::Completed;
                 self.kernel.timings.catalog_ms = s.duration_ms;
                 let m = Matrix {
-                    schema: crate::matrix::results::SCHEMA,
+                    schema: crate::results::SCHEMA,
                     harness: env!("CARGO_PKG_VERSION").to_string(),
                     kernels: vec![self.kernel.clone()],
                     wall_ms: s.duration_ms,
@@ -405,8 +406,8 @@ impl<W: std::io::Write> crate::report::Reporter for Reporter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::results::tests::{report, sample};
-    use crate::model::Mismatch;
+    use crate::results::tests::{report, sample};
+    use kharness::model::Mismatch;
 
     #[test]
     fn paths_and_flavours() {

@@ -487,7 +487,7 @@ impl AptStore {
 
     /// `apt-get update` on kharness's own lists.
     pub fn update(&self, uris: &[String]) -> Result<(), AptError> {
-        let out = crate::sys::die_with_parent(Command::new("apt-get").args(self.opts()).arg("update"))
+        let out = kharness::sys::die_with_parent(Command::new("apt-get").args(self.opts()).arg("update"))
             .output()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => AptError::NoApt,
@@ -530,7 +530,7 @@ impl AptStore {
     }
 
     fn apt_cache(&self, args: &[&str]) -> Result<Vec<u8>, AptError> {
-        let out = crate::sys::die_with_parent(Command::new("apt-cache").args(self.opts()).args(args))
+        let out = kharness::sys::die_with_parent(Command::new("apt-cache").args(self.opts()).args(args))
             .output()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => AptError::NoApt,
@@ -551,7 +551,7 @@ impl AptStore {
         let mut cmd = Command::new("apt-get");
         cmd.args(self.opts()).args(["download", &pin]).current_dir(dest);
         // A killed matrix run must not leave a download going.
-        let out = crate::sys::die_with_parent(&mut cmd)
+        let out = kharness::sys::die_with_parent(&mut cmd)
             .output()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => AptError::NoApt,

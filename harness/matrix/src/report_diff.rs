@@ -18,9 +18,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::{CaseReport, Outcome};
-use crate::matrix::results::{KernelStatus, Matrix};
-use crate::model::Value;
+use kharness::case::{CaseReport, Outcome};
+use kharness::model::Value;
+
+use crate::results::{KernelStatus, Matrix};
 
 /// One side of the comparison: kernels by name.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,7 +67,7 @@ pub fn load(text: &str) -> Result<Side, String> {
         match v["type"].as_str() {
             Some("header") => host.release = v["kernel"]["release"].as_str().map(str::to_string),
             Some("result") => {
-                crate::report::json::unflake(&mut v);
+                kharness::report::json::unflake(&mut v);
                 let r: CaseReport =
                     serde_json::from_value(v).map_err(|e| format!("line {}: not a kharness result ({e})", n + 1))?;
                 let keep = match host.results.get(&r.case) {
@@ -579,7 +580,7 @@ pub fn markdown(d: &Diff) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::results::tests::report;
+    use crate::results::tests::report;
 
     fn side(results: Vec<CaseReport>) -> Side {
         let mut k = KernelSide {
@@ -697,7 +698,7 @@ mod tests {
         let b = report("a.x", Outcome::Pass, None);
         let mut n = report("a.x", Outcome::Pass, None);
         let failed = report("a.x", Outcome::Fail, Some("q: expected 1, observed 2"));
-        n.attempts = vec![crate::case::Attempt::of(1, &failed)];
+        n.attempts = vec![kharness::case::Attempt::of(1, &failed)];
         let d = diff(&side(vec![b]), &side(vec![n]), "b", "n");
         assert!(!d.has_regression());
         assert_eq!(d.changes[0].to, "flaky");

@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn shipped_list_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/kernels.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels.toml");
         let cfg = MatrixConfig::load(&path).unwrap();
         let names: Vec<&str> = cfg.kernels.iter().map(|k| k.name.as_str()).collect();
         assert_eq!(

@@ -13,6 +13,17 @@
 //! [`results`] feed the reporters ([`report`]) and `kharness report merge`.
 //! Scratch paths are registered with a helper process ([`cleanup`]) that
 //! removes them if the run is killed.
+//!
+//! The matrix's results document ([`Matrix`]) is also what `kharness report
+//! diff` ([`report_diff`]) and `--format kcidb` ([`kcidb`], for a run too: a
+//! one-kernel matrix) read and write, so both live here with it.
+//!
+//! A crate of its own so that the core (`kharness`: namespaces, topologies,
+//! observations, models, runner, reporters) does not link the archive,
+//! compression and ELF readers (tar, xz2, zstd, object) only the matrix needs.
+//! No `unsafe` here: what needs it is in `kharness::sys`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod apt;
 pub mod cleanup;
@@ -23,10 +34,12 @@ pub mod diff;
 pub mod fetch;
 pub mod guest;
 pub mod initramfs;
+pub mod kcidb;
 pub mod modules;
 pub mod protocol;
 pub mod qemu;
 pub mod report;
+pub mod report_diff;
 pub mod results;
 pub mod run;
 

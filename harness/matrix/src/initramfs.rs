@@ -40,7 +40,7 @@ pub struct GuestConfig {
     pub modules: Vec<String>,
     /// Known kernel issues to apply (the built-in list and `--known-issues`).
     #[serde(default)]
-    pub known_issues: Vec<crate::known_issues::KnownIssue>,
+    pub known_issues: Vec<kharness::known_issues::KnownIssue>,
     /// After the catalog, explore these property cases for this long
     /// (`kharness matrix --explore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ pub fn is_static(path: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::cpio;
+    use crate::cpio;
 
     #[test]
     fn layout() {

@@ -17,8 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::CaseReport;
-use crate::event::{RunHeader, Summary};
+use kharness::case::CaseReport;
+use kharness::event::{RunHeader, Summary};
 
 /// The protocol version this harness writes and reads.
 pub const VERSION: u64 = 1;
@@ -57,7 +57,7 @@ pub enum Message {
     /// Totals.
     Summary(Summary),
     /// What `--explore` found after the catalog.
-    Explore(crate::explore::ExploreSummary),
+    Explore(kharness::explore::ExploreSummary),
     /// The guest finished cleanly and is powering off.
     Done {
         /// The catalog runner's exit status.
@@ -103,7 +103,7 @@ pub fn decode(line: &str) -> Result<Option<Message>, String> {
         }
     }
     if v["type"] == "result" {
-        crate::report::json::unflake(&mut v);
+        kharness::report::json::unflake(&mut v);
     }
     serde_json::from_value(v)
         .map(Some)
@@ -141,7 +141,7 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::Outcome;
+    use kharness::case::Outcome;
 
     #[test]
     fn round_trip_and_noise() {

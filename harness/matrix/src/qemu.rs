@@ -127,7 +127,7 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
         .stderr(Stdio::piped())
         .process_group(0);
     // A killed `kharness matrix` must not leave a guest running.
-    crate::sys::die_with_parent(&mut cmd);
+    kharness::sys::die_with_parent(&mut cmd);
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -161,7 +161,7 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
     };
     // Poll the results file and the guest's exit together, to the
     // wall-clock limit counted from the guest's start.
-    let exited = crate::wait::wait_for(
+    let exited = kharness::wait::wait_for(
         "the guest to power off",
         spec.timeout.saturating_sub(start.elapsed()),
         || {
@@ -196,13 +196,13 @@ pub fn run_vm(spec: &VmSpec, on_msg: &mut dyn FnMut(Message, Duration)) -> Resul
 }
 
 /// Kernel warnings, BUGs, oopses and panics in a console log (one line each,
-/// timestamps removed; the patterns of [`crate::health::PATTERNS`]), each
+/// timestamps removed; the patterns of [`kharness::health::PATTERNS`]), each
 /// with the cases the guest was running when it appeared: between the
 /// `kharness: case start NAME` / `kharness: case end NAME` markers the
 /// guest's runner writes to /dev/kmsg, which reach the console in the
 /// kernel log's own order.
-pub fn scan_console(text: &str) -> Vec<crate::health::ConsoleSplat> {
-    crate::health::attribute_console(text.lines().map(strip_timestamp))
+pub fn scan_console(text: &str) -> Vec<kharness::health::ConsoleSplat> {
+    kharness::health::attribute_console(text.lines().map(strip_timestamp))
 }
 
 fn strip_timestamp(line: &str) -> &str {

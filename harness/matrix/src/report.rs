@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use kharness::case::Outcome;
+
 use super::diff::{self, Differences, OUTCOME};
 use super::results::{case_names, KernelRun, KernelStatus, Matrix};
-use crate::case::Outcome;
 
 /// The differences to show: the ones computed with the catalog's
 /// explanations when the caller filled them in, else computed here.
@@ -965,7 +966,7 @@ pub fn junit(m: &Matrix) -> String {
                 }
             };
             let mut status = status;
-            crate::report::junit::add_attempts(&mut status, rep);
+            kharness::report::junit::add_attempts(&mut status, rep);
             let mut tc = TestCase::new(rep.case.clone(), status);
             tc.set_classname(format!("kharness.{}.{family}", k.name));
             tc.set_time(Duration::from_millis(rep.duration_ms));
@@ -993,11 +994,11 @@ pub fn junit(m: &Matrix) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::results::tests::sample;
+    use crate::results::tests::sample;
 
     #[test]
     fn differences_come_first_in_html_and_after_the_table_in_text() {
-        let mut m = crate::matrix::diff::tests::synthetic();
+        let mut m = crate::diff::tests::synthetic();
         let docs = BTreeMap::from([("tcp.info_diag".to_string(), "the struct grows in 6.2".to_string())]);
         m.differences = Some(diff::compute(&m, &[], &docs));
         let t = text(&m, &[], false);
@@ -1085,8 +1086,8 @@ mod tests {
     fn renders_xpass_in_every_format() {
         let mut m = sample();
         let k = m.kernels.iter_mut().find(|k| k.name == "host").unwrap();
-        k.results.push(crate::matrix::results::MatrixResult {
-            report: crate::matrix::results::tests::report("unix.oob", Outcome::Xpass, Some("did not occur: d: e")),
+        k.results.push(crate::results::MatrixResult {
+            report: crate::results::tests::report("unix.oob", Outcome::Xpass, Some("did not occur: d: e")),
             tcp_info_len: 280,
         });
         let order = vec!["tcp.fill".to_string(), "unix.oob".to_string()];

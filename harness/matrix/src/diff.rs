@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use kharness::case::Outcome;
+
 use super::results::{case_names, Matrix, MatrixResult};
-use crate::case::Outcome;
 
 /// The name of the row that compares outcomes.
 pub const OUTCOME: &str = "outcome";
@@ -235,9 +236,9 @@ pub fn compute(m: &Matrix, order: &[String], docs: &BTreeMap<String, String>) ->
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::case::CaseReport;
-    use crate::matrix::results::tests::report;
-    use crate::matrix::results::{KernelRun, KernelStatus, MatrixResult};
+    use crate::results::tests::report;
+    use crate::results::{KernelRun, KernelStatus, MatrixResult};
+    use kharness::case::CaseReport;
     use serde_json::json;
 
     fn result(r: CaseReport) -> MatrixResult {
@@ -289,7 +290,7 @@ pub(crate) mod tests {
             ],
         );
         oob_old.reason = Some("no MSG_OOB: evidence".into());
-        oob_old.mismatches.push(crate::model::Mismatch {
+        oob_old.mismatches.push(kharness::model::Mismatch {
             counter: "stream.send_oob".into(),
             expected: "\"ok\"".into(),
             observed: json!("EOPNOTSUPP"),
@@ -317,7 +318,7 @@ pub(crate) mod tests {
         );
         let c = kernel("7.2", 2, vec![info(240, "6.2+: 240 bytes", 3000), same(), oob_new]);
         Matrix {
-            schema: crate::matrix::results::SCHEMA,
+            schema: crate::results::SCHEMA,
             harness: "test".into(),
             kernels: vec![a, b, c],
             wall_ms: 1,

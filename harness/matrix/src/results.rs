@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use kharness::case::{CaseReport, Outcome};
+use kharness::kernel::KernelInfo;
+
 use super::protocol::Message;
-use crate::case::{CaseReport, Outcome};
-use crate::kernel::KernelInfo;
 
 /// Format version of the matrix JSON.
 pub const SCHEMA: u32 = 1;
@@ -144,7 +145,7 @@ pub struct KernelRun {
     pub notes: Vec<String>,
     /// What `--explore` found on this kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub explore: Option<crate::explore::ExploreSummary>,
+    pub explore: Option<kharness::explore::ExploreSummary>,
     /// Measured times.
     pub timings: Timings,
 }

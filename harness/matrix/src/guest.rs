@@ -6,7 +6,7 @@
 //! runner exits (PID 1 inherits orphans, and must reap them without
 //! stealing the runner's own children — hence two processes). The runner
 //! probes the kernel and runs the catalog through the normal
-//! [`runner`](crate::runner), which re-executes `/init __case …` for each
+//! [`kharness::runner`], which re-executes `/init __case …` for each
 //! case. PID 1 then powers off with `reboot(RB_POWER_OFF)`; it never exits
 //! (that would panic the kernel).
 
@@ -15,12 +15,13 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
+use kharness::case::CaseDef;
+use kharness::event::Event;
+use kharness::kernel::KernelInfo;
+use kharness::runner::{self, RunOptions};
+
 use super::initramfs::{GuestConfig, CONFIG_PATH, MODULE_DIR, RESULTS_PORT};
 use super::protocol::{encode, Message};
-use crate::case::CaseDef;
-use crate::event::Event;
-use crate::kernel::KernelInfo;
-use crate::runner::{self, RunOptions};
 
 fn say(msg: &str) {
     eprintln!("kharness-init: {msg}");
@@ -192,8 +193,8 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
         known_issues: config.known_issues.clone(),
     };
     // Case start/end markers on the console, for the host to attribute
-    // console splats to cases (crate::health).
-    crate::health::set_console_markers(true);
+    // console splats to cases (kharness::health).
+    kharness::health::set_console_markers(true);
     runner::run(kernel, instances, &opts, &mut |ev: &Event| {
         let msg = match ev {
             Event::RunStarted(h) => Message::Header(h.clone()),
@@ -210,14 +211,14 @@ pub fn run_catalog(catalog: &[&'static CaseDef]) -> i32 {
             .into_iter()
             .filter(|i| ex.cases.iter().any(|c| c == i.def.id))
             .collect();
-        let opts = crate::explore::ExploreOptions {
+        let opts = kharness::explore::ExploreOptions {
             budget: std::time::Duration::from_millis(ex.budget_ms),
             seed: None,
             cases: None,
             run: opts.clone(),
         };
         let kernel = KernelInfo::probe();
-        let summary = crate::explore::explore(kernel, instances, &opts, &mut |_| {});
+        let summary = kharness::explore::explore(kernel, instances, &opts, &mut |_| {});
         send(&mut port, &Message::Explore(summary));
     }
     send(&mut port, &Message::Done { exit: 0 });
