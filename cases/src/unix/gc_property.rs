@@ -1399,14 +1399,11 @@ fn left_as_some_walk_leaves(ctx: &Ctx, g: &Graph, prefix: &str) -> Result<(), St
 /// The sockets a /proc/net/unix listing names (an embryo goes with its
 /// listener); `None` unless that set's labels are exactly the listing.
 fn listed_from_labels(g: &Graph, seen: &[String]) -> Option<Vec<bool>> {
-    let mut listed = vec![false; g.nodes.len()];
-    for i in 0..g.nodes.len() {
-        if !matches!(g.nodes[i].role, Role::Embryo { .. }) && seen.contains(&g.label(i)) {
-            listed[i] = true;
-        }
-    }
-    for i in 0..g.nodes.len() {
-        if let Role::Embryo { listener, .. } = g.nodes[i].role {
+    let mut listed: Vec<bool> = (0..g.nodes.len())
+        .map(|i| !matches!(g.nodes[i].role, Role::Embryo { .. }) && seen.contains(&g.label(i)))
+        .collect();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Role::Embryo { listener, .. } = n.role {
             listed[i] = listed[listener];
         }
     }
