@@ -1104,7 +1104,8 @@ fn run_sequence(
         Ok((s, polls))
     };
     let (after, polls) = poll(&want, g)?;
-    ctx.observe(format!("{prefix}collected.polls"), polls);
+    // Volatile for `report diff`: the collector's timing.
+    ctx.observe_volatile(format!("{prefix}collected.polls"), polls);
     let freed = (0..g.nodes.len()).filter(|&i| !reach[i]).count() as u64;
     let gone = g.nodes.len() as u64 - after.proc.iter().filter(|l| !l.starts_with("inode ")).count() as u64;
     ctx.check_eq(
