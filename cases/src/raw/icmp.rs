@@ -277,7 +277,8 @@ pub static ICMP_FILTER_CASE: CaseDef = CaseDef {
         accepted and counted by the IP layer, and icmp_rcv() counts the reply afterwards regardless. \
         raw_seticmpfilter()/raw_geticmpfilter() store and return the 32-bit mask.",
     kernels: "Unchanged since 2.2; ICMP_FILTER exists only for IPv4 raw sockets of protocol ICMP \
-        (EOPNOTSUPP otherwise; IPv6 has ICMPV6_FILTER).",
+        (EOPNOTSUPP otherwise; IPv6 has ICMPV6_FILTER). \
+        Ip.OutTransmits (IPSTATS_MIB_OUTPKTS under its own name) is exported from 6.3 and predicted only where it is: absent on 5.10 and 6.1.",
     shell: "ip netns exec SENDER ping -c1 198.18.0.2 while a filtered raw socket reads; nstat -az 'Icmp*'",
     source: "seed 004 (RAW sockets: ICMP_FILTER, appendix D)",
     timeout: Duration::from_secs(10),

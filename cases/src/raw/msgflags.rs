@@ -44,7 +44,8 @@ pub static MSGFLAGS: CaseDef = CaseDef {
         destination as msg_name and the ICMP source as SO_EE_OFFENDER, and sock_dequeue_err_skb() \
         clears sk_err when no ICMP error follows.",
     kernels: "Unchanged since 2.6 (the SO_EE_ORIGIN_ICMP path); MSG_TRUNC's real-length return for \
-        UDP since 2.6.x; sk_err clearing on dequeue since 4.x.",
+        UDP since 2.6.x; sk_err clearing on dequeue since 4.x. \
+        Ip.OutTransmits (IPSTATS_MIB_OUTPKTS under its own name) is exported from 6.3 and predicted only where it is: absent on 5.10 and 6.1.",
     shell: "ip netns exec SENDER python3 -c 'import socket as s; k=s.socket(2,2); k.setsockopt(0,11,1); k.connect((\"198.18.0.2\",9)); k.send(b\"errq\"); print(k.recvmsg(64,512,s.MSG_ERRQUEUE))'",
     source: "seed 004 (appendix E: flags for send/receive; IP_RECVERR example)",
     timeout: Duration::from_secs(10),

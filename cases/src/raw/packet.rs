@@ -420,7 +420,8 @@ pub static RX_RING: CaseDef = CaseDef {
         tp_packets, then zeroes both. The taps run before or after ip_rcv() (ptype order), never instead \
         of it, so the UDP socket sees every datagram.",
     kernels: "TPACKET_V2 since 2.6.27, TPACKET_V3 since 3.2; tp_drops became an atomic outside the \
-        stats lock in 5.x (same figures). Before 3.x tp_packets did not include drops on every path.",
+        stats lock in 5.x (same figures). Before 3.x tp_packets did not include drops on every path. \
+        Ip.OutTransmits (IPSTATS_MIB_OUTPKTS under its own name) is exported from 6.3 and predicted only where it is: absent on 5.10 and 6.1.",
     shell: "ip netns exec RECEIVER tcpdump -i r0 (libpcap uses a TPACKET_V3 ring); tcpdump's 'packets dropped by kernel' is tp_drops",
     source: "seed 003 (Asynchronous packet socket reading with PACKET_RX_RING)",
     timeout: Duration::from_secs(15),

@@ -126,7 +126,8 @@ pub static SOCKET_INODE: CaseDef = CaseDef {
         PASSIVEOPENS, tcp_set_state(ESTABLISHED) -> CURRESTAB, one OUTSEGS per segment sent, one \
         INSEGS per segment received (SYN, SYN-ACK, ACK).",
     kernels: "Unchanged for years; inodes were shown as 0 for some states before 2.6; \
-        /proc/thread-self exists from 3.17 (before: /proc/self/task/TID/net).",
+        /proc/thread-self exists from 3.17 (before: /proc/self/task/TID/net). \
+        Ip.OutTransmits (IPSTATS_MIB_OUTPKTS under its own name) is exported from 6.3 and predicted only where it is: absent on 5.10 and 6.1.",
     shell: "ls -l /proc/PID/fd | grep socket; ip netns exec RECEIVER cat /proc/net/tcp; ss -tuxe (ino:)",
     source: "seed 004 (Tips: socket inodes from /proc/PID/fd, netstat -ae)",
     timeout: Duration::from_secs(10),

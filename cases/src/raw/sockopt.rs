@@ -371,7 +371,8 @@ pub static ROUNDTRIP: CaseDef = CaseDef {
     kernels: "TCP_LINGER2 is clamped to TCP_FIN_TIMEOUT_MAX from 5.8 and in stable backports (4.19.290 \
         and others, 2023); before, a value above tcp_fin_timeout meant 0, i.e. the sysctl; IP_PMTUDISC_OMIT (5) since 3.15; ip_default_ttl and the tcp_keepalive_* \
         sysctls per namespace since 4.x; SO_PRIORITY > 6 checked against the namespace's user namespace \
-        since 5.x.",
+        since 5.x. \
+        SO_RCVBUF/SO_SNDBUF set to twice the maximum come back doubled from the clamp at net.core.rmem_max and wmem_max, which default to 4 MiB from a6d4f25888b8 (7.2, the host's 6.18; 212992 before); TCP_INFO's length is tcp.info_diag's gate. Ip.OutTransmits (IPSTATS_MIB_OUTPKTS under its own name) is exported from 6.3 and predicted only where it is: absent on 5.10 and 6.1.",
     shell: "python3 -c 'import socket as s; k=s.socket(s.AF_INET,s.SOCK_DGRAM); k.setsockopt(s.IPPROTO_IP,s.IP_TTL,256)'; ping -R 198.18.0.2",
     source: "seed 004 (appendix B: socket options; examples: set and get an option, record route option)",
     timeout: Duration::from_secs(15),

@@ -207,7 +207,8 @@ pub static IPPROTO_RAW: CaseDef = CaseDef {
         IPSTATS_MIB_INUNKNOWNPROTOS and icmp_send(ICMP_DEST_UNREACH, ICMP_PROT_UNREACH); otherwise \
         consume_skb() and IPSTATS_MIB_INDELIVERS.",
     kernels: "IPv4 unchanged since 2.2. IPV6_HDRINCL appeared in 4.5 (before: IPPROTO_RAW implied it \
-        but getsockopt said ENOPROTOOPT).",
+        but getsockopt said ENOPROTOOPT). \
+        Counting: up to 6.2 the OutRequests line was IPSTATS_MIB_OUTPKTS (every packet out, hdrincl ones included, 3 here); since 6.3 it is IPSTATS_MIB_OUTREQUESTS, counted only by the ip_queue_xmit()/ip_append_data() paths that a raw hdrincl send does not take (0), and the old counter is Ip.OutTransmits.",
     shell: "python3 -c 'import socket as s; r=s.socket(s.AF_INET,s.SOCK_RAW,s.IPPROTO_RAW); print(r.getsockopt(s.IPPROTO_IP,s.IP_HDRINCL))'",
     source: "seed 004 (RAW sockets: IPPROTO_RAW implies IP_HDRINCL, inet_create())",
     timeout: Duration::from_secs(10),
@@ -690,7 +691,8 @@ pub static NONLOCAL_BIND: CaseDef = CaseDef {
         freebind and the sysctl let a socket wait for an address that is not there yet; only \
         IP_TRANSPARENT (needs CAP_NET_ADMIN or CAP_NET_RAW) sends as someone else.",
     kernels: "IP_FREEBIND since 2.4, IP_TRANSPARENT since 2.6.28, ip_nonlocal_bind per namespace since \
-        4.x (before: global). Unchanged otherwise.",
+        4.x (before: global). Unchanged otherwise. \
+        Ip.OutTransmits (IPSTATS_MIB_OUTPKTS under its own name) is exported from 6.3 and predicted only where it is: absent on 5.10 and 6.1.",
     shell: "ip netns exec SENDER socat - UDP:198.18.0.2:PORT,bind=198.18.1.3:40002,ip-transparent",
     source: "seed 003 (HOWTO: bind to a non local address), seed 004 appendix B (IP_FREEBIND, IP_TRANSPARENT)",
     timeout: Duration::from_secs(10),

@@ -36,7 +36,8 @@ pub static INFO_DIAG: CaseDef = CaseDef {
         snd_una, the SIOCINQ/SIOCOUTQ formulas.",
     kernels: "The struct grows: 232 bytes from 5.4 (snd_wnd), 240 from 6.2 (rcv_wnd, rehash), \
         248 from 6.7 (total_rto*), 280 from 6.18 (AccECN counters); the model takes the length \
-        from the kernel version and compares only fields both ends have.",
+        from the kernel version and compares only fields both ends have. \
+        The server's idiag_rqueue (2 MSS on 5.10 and 6.1, 3 MSS from 6.12) is what the 4 KiB receive buffer let in: the window advertised for a small SO_RCVBUF is derived from tp->scaling_ratio (payload over truesize) since \"tcp: get rid of sysctl_tcp_adv_win_scale\" (6.6), before from tcp_adv_win_scale (half the buffer); the model compares it with SIOCINQ on the same kernel.",
     shell: "ip netns exec khpair-client ss -tin",
     source: "seed 002 (the hidden function of getsockopt)",
     timeout: Duration::from_secs(20),

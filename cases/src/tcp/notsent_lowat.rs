@@ -35,7 +35,12 @@ pub static NOTSENT_LOWAT: CaseDef = CaseDef {
         the readiness rule the kernel applies is half of it, and that is what the model \
         predicts. tcp_notsent_lowat() takes the socket's value or, when 0, the namespace sysctl.",
     kernels: "The wake factor in tcp_stream_memory_free() has been in tcp_poll since 4.x; \
-        the sysctl is per namespace since 3.12-era netns conversion (all matrix kernels).",
+        the sysctl is per namespace since 3.12-era netns conversion (all matrix kernels). \
+        The drain's steps (notsent after each read, and how many steps fall in each band) differ between \
+        5.10/6.1 and 6.12+: the receiver's window for its 4 KiB buffer is 2 MSS there and 3 MSS from 6.12 \
+        (tp->scaling_ratio since 6.6, see tcp.info_diag), so the sender refills in other amounts. The model \
+        predicts EPOLLOUT from each step's own notsent and wmem, and that every band is reached, not the \
+        amounts.",
     shell: "ip netns exec khpair-client sysctl net.ipv4.tcp_notsent_lowat; ss -ti (notsent:)",
     source: "seed 000/001 (epoll and TCP_NOTSENT_LOWAT)",
     timeout: Duration::from_secs(30),

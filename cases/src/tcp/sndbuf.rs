@@ -49,7 +49,8 @@ pub static SNDBUF_SETGET: CaseDef = CaseDef {
         global (net_core_table is registered for init_net only), so the host's values apply.",
     kernels: "The min_t(u32) clamp of negative values dates from 5.x; SOCK_MIN_* depend on \
         sizeof(struct sk_buff), 4608/2304 on x86_64 for every kernel in the matrix. In a user \
-        namespace SO_SNDBUFFORCE is always EPERM (capable() looks at the initial namespace).",
+        namespace SO_SNDBUFFORCE is always EPERM (capable() looks at the initial namespace). \
+        net.core.rmem_max and wmem_max default to 4 MiB from a6d4f25888b8 (\"net: increase default rmem_max/wmem_max to 4MB\", in 7.2 and the host's 6.18; 212992 before): the model reads both sysctls, so every clamp moves with them and the probe values are chosen around the maximum read.",
     shell: "python3 -c 'import socket as s; k=s.socket(); k.setsockopt(s.SOL_SOCKET,s.SO_SNDBUF,X); print(k.getsockopt(s.SOL_SOCKET,s.SO_SNDBUF))'",
     source: "seed 000/001 (SO_SNDBUF), seed 004 appendix B",
     timeout: Duration::from_secs(20),
