@@ -100,6 +100,11 @@ pub struct MatrixArgs {
     /// Kernels run at once (default: CPUs).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Case processes in each guest (default: two per virtual CPU: under
+    /// TCG a case waiting on a kernel timer leaves its vCPU idle, and a
+    /// second case uses it).
+    #[arg(long, value_name = "N")]
+    guest_jobs: Option<usize>,
     /// Wall-clock limit per kernel, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     vm_timeout: u64,
@@ -421,7 +426,11 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
         )));
     }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    for (flag, v) in [("--parallel", args.parallel), ("--jobs", args.jobs)] {
+    for (flag, v) in [
+        ("--parallel", args.parallel),
+        ("--jobs", args.jobs),
+        ("--guest-jobs", args.guest_jobs),
+    ] {
         if v == Some(0) {
             return Err(CliError::Usage(format!("{flag} 0: give a number ≥ 1")));
         }
@@ -521,6 +530,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitCode, CliError> {
             AccelArg::Tcg => Some(Accel::Tcg),
         },
         host_jobs: args.jobs.unwrap_or(cpus),
+        guest_jobs: args.guest_jobs,
         explore,
         retries: args.retries,
         known_issues: args.known.load()?,
@@ -723,6 +733,7 @@ mod tests {
     #[case::timeout_scale_zero(&["--timeout-scale", "0"], "--timeout-scale")]
     #[case::missing_kernel_list(&["--list", "/nonexistent/k.toml"], "cannot read the kernel list")]
     #[case::parallel_zero(&["--parallel", "0"], "--parallel")]
+    #[case::guest_jobs_zero(&["--guest-jobs", "0"], "--guest-jobs")]
     #[case::html_in_a_missing_directory(&["host", "--html", "/nonexistent/dir/m.html"], "existing directory")]
     fn usage_errors_before_anything_runs(#[case] v: &[&str], #[case] want: &str) {
         let cache = tmp("usage");

@@ -55,6 +55,8 @@ pub struct MatrixOptions {
     pub accel: Option<Accel>,
     /// Case processes for the host kernel.
     pub host_jobs: usize,
+    /// Case processes in each guest (default: two per virtual CPU).
+    pub guest_jobs: Option<usize>,
     /// `--explore`: after the catalog, explore these property cases for
     /// this long on every kernel (the wall-clock limit grows by as much).
     pub explore: Option<(Duration, Vec<String>)>,
@@ -409,7 +411,7 @@ fn run_vm_kernel(
     let config = GuestConfig {
         schema: 1,
         filters: opts.filters.clone(),
-        jobs: smp,
+        jobs: opts.guest_jobs.unwrap_or(2 * smp),
         timeout_scale,
         retries: opts.retries,
         known_issues: opts.known_issues.clone(),
