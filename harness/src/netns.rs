@@ -3,7 +3,7 @@
 //! A [`NetNs`] is created on a short-lived thread that calls
 //! `unshare(CLONE_NEWNET)` and opens `/proc/thread-self/ns/net`; the thread
 //! then exits, and the only thing keeping the namespace alive is the fd (and
-//! the rtnetlink socket opened inside it). Nothing is mounted under
+//! the rtnetlink sockets opened inside it). Nothing is mounted under
 //! `/run/netns`, so when the process that holds the fd dies — even by
 //! SIGKILL — the kernel frees the namespace and every link in it.
 //!
@@ -21,12 +21,14 @@ use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::netlink::NlSocket;
 use crate::procfs::{read_thread_mib, Mib};
+use crate::rt::Rtnl;
 
 /// A network namespace owned by this process.
 pub struct NetNs {
     name: String,
     fd: OwnedFd,
     rtnl: Mutex<NlSocket>,
+    rt: Rtnl,
 }
 
 impl std::fmt::Debug for NetNs {
@@ -82,7 +84,7 @@ impl NetNs {
     pub fn new(name: &str) -> Result<NetNs, NetNsError> {
         let label = name.to_string();
         let res = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(OwnedFd, NlSocket), NetNsError> {
+            s.spawn(|| -> Result<(OwnedFd, NlSocket, Rtnl), NetNsError> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetNsError::Unshare {
                     name: label.clone(),
                     source: nix_io(e),
@@ -99,16 +101,25 @@ impl NetNs {
                     what: "open rtnetlink socket".into(),
                     source: e,
                 })?;
-                Ok((fd, rtnl))
+                // The rtnetlink handle, on a second socket opened here, so
+                // in the new namespace; its current-thread runtime is made
+                // now, after the unshare, and spawns no thread.
+                let rt = Rtnl::open_here().map_err(|e| NetNsError::Setup {
+                    name: label.clone(),
+                    what: "open rtnetlink handle".into(),
+                    source: e,
+                })?;
+                Ok((fd, rtnl, rt))
             })
             .join()
             .expect("namespace creation thread panicked")
         });
-        let (fd, rtnl) = res?;
+        let (fd, rtnl, rt) = res?;
         let ns = NetNs {
             name: name.to_string(),
             fd,
             rtnl: Mutex::new(rtnl),
+            rt,
         };
         crate::topology::link_up(&ns, 1).map_err(|e| NetNsError::Setup {
             name: name.to_string(),
@@ -128,9 +139,18 @@ impl NetNs {
         self.fd.as_fd()
     }
 
-    /// The rtnetlink socket opened inside this namespace.
+    /// The synchronous rtnetlink socket opened inside this namespace, for
+    /// requests that a builder of `rtnetlink` cannot say (exact flag sets,
+    /// deliberately malformed messages, the extended ACK's text).
     pub fn rtnl(&self) -> std::sync::MutexGuard<'_, NlSocket> {
         self.rtnl.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `rtnetlink` handle on a socket opened inside this namespace,
+    /// with the current-thread runtime that drives it:
+    /// `ns.rt().block_on(ns.rt().handle().link().set(…).execute())`.
+    pub fn rt(&self) -> &Rtnl {
+        &self.rt
     }
 
     /// Runs `f` on a thread inside this namespace and returns its result.

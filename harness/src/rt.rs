@@ -26,6 +26,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUE
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, TokioSocket};
 
+use crate::netlink::NlError;
 use crate::netns::NetNs;
 
 /// An rtnetlink handle on a socket inside one namespace, with the runtime
@@ -48,19 +49,26 @@ impl Rtnl {
     /// `rtnetlink::Handle` on it, with a current-thread runtime that
     /// [`Rtnl::block_on`] drives. Equivalent, for what follows, to
     /// `ip netns exec NAME ip …`.
+    ///
+    /// Every [`NetNs`] already carries one ([`NetNs::rt`]); `open` makes a
+    /// second, independent socket (its own sequence numbers, its own
+    /// receive queue).
     pub fn open(ns: &NetNs) -> io::Result<Rtnl> {
+        ns.run(Rtnl::open_here).map_err(io::Error::other)?
+    }
+
+    /// Builds the runtime and opens the `NETLINK_ROUTE` socket on the
+    /// calling thread, so in the calling thread's namespace. [`NetNs::new`]
+    /// calls it on its namespace thread right after `unshare`, which makes
+    /// the handle without another thread; the runtime (current-thread
+    /// flavour) starts no thread of its own, and later runs on whichever
+    /// thread calls [`Rtnl::block_on`].
+    pub fn open_here() -> io::Result<Rtnl> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
-        let rt = runtime.handle().clone();
-        let socket = ns
-            .run(move || -> io::Result<TokioSocket> {
-                // AsyncFd registration needs the runtime's context; the
-                // socket's namespace is this thread's.
-                let _guard = rt.enter();
-                TokioSocket::new(NETLINK_ROUTE)
-            })
-            .map_err(io::Error::other)??;
         let handle = {
+            // AsyncFd registration and the spawn need the runtime's context.
             let _guard = runtime.enter();
+            let socket = TokioSocket::new(NETLINK_ROUTE)?;
             let (connection, handle, _multicast) = rtnetlink::from_socket(socket);
             runtime.spawn(connection);
             handle
@@ -77,6 +85,23 @@ impl Rtnl {
     /// the calling thread.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
+    }
+}
+
+impl From<rtnetlink::Error> for NlError {
+    /// A refusal keeps its errno (rtnetlink 0.24 does not pass on the
+    /// extended ACK: requests whose case reads the extack text stay on
+    /// [`crate::netlink::NlSocket`]); anything else becomes a decode error
+    /// naming what went wrong.
+    fn from(e: rtnetlink::Error) -> NlError {
+        match errno(&e) {
+            Some(errno) => NlError::Kernel {
+                errno,
+                extack: None,
+                offset: None,
+            },
+            None => NlError::Decode(e.to_string()),
+        }
     }
 }
 
