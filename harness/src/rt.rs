@@ -137,9 +137,30 @@ impl From<rtnetlink::Error> for NlError {
 /// One poll of the connection. Not generic, so the connection's code is
 /// instantiated here, in kharness, and built with kharness's optimisation
 /// level, not that of whichever crate calls the generic [`Rtnl::block_on`].
+///
+/// netlink-proto 0.14's `Connection::poll` sends at most one queued request
+/// per poll (`poll_send_messages` pops one), then waits to be woken by the
+/// socket becoming readable with that request's answer: pipelined requests
+/// ([`Rtnl::pipeline`]) would go out one per runtime turn, with a
+/// `recvfrom`, an `EAGAIN` and an `epoll_wait` each. So after the poll the
+/// rest of the queue is sent here, up to [`SEND_BURST`] requests; with the
+/// queue empty, `poll_send_messages` only finds the sink flushed and
+/// returns. The answers are read at the next poll, all at once.
 fn poll_connection(connection: &mut Connection, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-    std::pin::Pin::new(connection).poll(cx)
+    let ready = std::pin::Pin::new(&mut *connection).poll(cx);
+    if ready.is_pending() {
+        for _ in 1..SEND_BURST {
+            connection.poll_send_messages(cx);
+        }
+    }
+    ready
 }
+
+/// Most requests sent per poll of the connection: their ACKs wait in the
+/// socket's receive queue until the next poll reads them, and a full queue
+/// would drop some (ENOBUFS); 64 small ACKs take well under the default
+/// 208 KiB `rmem`.
+const SEND_BURST: usize = 64;
 
 /// The positive errno of a failed rtnetlink request, if the kernel
 /// refused it (`NLMSG_ERROR` with a negative code).
