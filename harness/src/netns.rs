@@ -3,7 +3,7 @@
 //! A [`NetNs`] is created on a short-lived thread that calls
 //! `unshare(CLONE_NEWNET)` and opens `/proc/thread-self/ns/net`; the thread
 //! then exits, and the only thing keeping the namespace alive is the fd (and
-//! the rtnetlink sockets opened inside it). Nothing is mounted under
+//! the rtnetlink socket opened inside it). Nothing is mounted under
 //! `/run/netns`, so when the process that holds the fd dies — even by
 //! SIGKILL — the kernel frees the namespace and every link in it.
 //!
@@ -15,7 +15,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
@@ -27,7 +26,6 @@ use crate::rt::Rtnl;
 pub struct NetNs {
     name: String,
     fd: OwnedFd,
-    rtnl: Mutex<NlSocket>,
     rt: Rtnl,
 }
 
@@ -84,7 +82,7 @@ impl NetNs {
     pub fn new(name: &str) -> Result<NetNs, NetNsError> {
         let label = name.to_string();
         let res = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(OwnedFd, NlSocket, Rtnl), NetNsError> {
+            s.spawn(|| -> Result<(OwnedFd, Rtnl), NetNsError> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetNsError::Unshare {
                     name: label.clone(),
                     source: nix_io(e),
@@ -96,29 +94,23 @@ impl NetNs {
                         source: e,
                     })?
                     .into();
-                let rtnl = NlSocket::open(netlink_sys::constants::NETLINK_ROUTE).map_err(|e| NetNsError::Setup {
-                    name: label.clone(),
-                    what: "open rtnetlink socket".into(),
-                    source: e,
-                })?;
-                // The rtnetlink handle, on a second socket opened here, so
-                // in the new namespace; its current-thread runtime is made
-                // now, after the unshare, and spawns no thread.
+                // The rtnetlink handle, on a socket opened here, so in the
+                // new namespace; its current-thread runtime is made now,
+                // after the unshare, and spawns no thread.
                 let rt = Rtnl::open_here().map_err(|e| NetNsError::Setup {
                     name: label.clone(),
                     what: "open rtnetlink handle".into(),
                     source: e,
                 })?;
-                Ok((fd, rtnl, rt))
+                Ok((fd, rt))
             })
             .join()
             .expect("namespace creation thread panicked")
         });
-        let (fd, rtnl, rt) = res?;
+        let (fd, rt) = res?;
         let ns = NetNs {
             name: name.to_string(),
             fd,
-            rtnl: Mutex::new(rtnl),
             rt,
         };
         crate::topology::link_up(&ns, 1).map_err(|e| NetNsError::Setup {
@@ -137,13 +129,6 @@ impl NetNs {
     /// The namespace fd (for `IFLA_NET_NS_FD` and `setns`).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-
-    /// The synchronous rtnetlink socket opened inside this namespace, for
-    /// requests that a builder of `rtnetlink` cannot say (exact flag sets,
-    /// deliberately malformed messages, the extended ACK's text).
-    pub fn rtnl(&self) -> std::sync::MutexGuard<'_, NlSocket> {
-        self.rtnl.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The `rtnetlink` handle on a socket opened inside this namespace,
@@ -176,7 +161,10 @@ impl NetNs {
             .map_err(io::Error::other)?
     }
 
-    /// Opens a netlink socket of `protocol` inside this namespace.
+    /// Opens a synchronous netlink socket of `protocol` inside this
+    /// namespace: for what no `rtnetlink` builder can say (deliberately
+    /// malformed messages, the extended ACK's text, multicast listening,
+    /// sock_diag, generic netlink).
     pub fn netlink(&self, protocol: isize) -> io::Result<NlSocket> {
         self.run(|| NlSocket::open(protocol)).map_err(io::Error::other)?
     }

@@ -95,6 +95,9 @@ pub fn bench_neigh(n: usize) -> Result<NeighTimes, String> {
     drop(ns);
 
     let ns = fresh()?;
+    let sock = ns
+        .netlink(netlink_sys::constants::NETLINK_ROUTE)
+        .map_err(|e| e.to_string())?;
     let t = Instant::now();
     for (ip, mac) in &macs {
         let mut m = NeighbourMessage::default();
@@ -106,8 +109,7 @@ pub fn bench_neigh(n: usize) -> Result<NeighTimes, String> {
             IpAddr::V6(v6) => NeighbourAddress::Inet6(*v6),
         }));
         m.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        ns.rtnl()
-            .request(RouteNetlinkMessage::NewNeighbour(m), NLM_F_CREATE | NLM_F_EXCL)
+        sock.request(RouteNetlinkMessage::NewNeighbour(m), NLM_F_CREATE | NLM_F_EXCL)
             .map_err(|e| format!("raw neighbour add {ip}: {e}"))?;
     }
     let dumped = count_on_veth0(&ns)?;

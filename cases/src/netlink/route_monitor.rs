@@ -217,6 +217,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     )?;
     ctx.observe_volatile("addrconf_settle_ms", t.elapsed().as_millis() as u64);
 
+    // The listening socket stays raw: the case reads every datagram the
+    // groups queue, frame by frame and undecodable ones included, and must
+    // see an empty queue before the first request; rtnetlink's multicast
+    // receiver hands over only what its connection decoded, when its
+    // connection is driven.
     let mon = ns.netlink(netlink_sys::constants::NETLINK_ROUTE)?;
     mon.socket().add_membership(RTNLGRP_IPV4_ROUTE)?;
     mon.socket().add_membership(RTNLGRP_IPV6_ROUTE)?;
