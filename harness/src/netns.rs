@@ -15,18 +15,18 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::netlink::NlSocket;
 use crate::procfs::{read_thread_mib, Mib};
+use crate::rt::Rtnl;
 
 /// A network namespace owned by this process.
 pub struct NetNs {
     name: String,
     fd: OwnedFd,
-    rtnl: Mutex<NlSocket>,
+    rt: Rtnl,
 }
 
 impl std::fmt::Debug for NetNs {
@@ -82,7 +82,7 @@ impl NetNs {
     pub fn new(name: &str) -> Result<NetNs, NetNsError> {
         let label = name.to_string();
         let res = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(OwnedFd, NlSocket), NetNsError> {
+            s.spawn(|| -> Result<(OwnedFd, Rtnl), NetNsError> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetNsError::Unshare {
                     name: label.clone(),
                     source: nix_io(e),
@@ -94,21 +94,24 @@ impl NetNs {
                         source: e,
                     })?
                     .into();
-                let rtnl = NlSocket::open(netlink_sys::constants::NETLINK_ROUTE).map_err(|e| NetNsError::Setup {
+                // The rtnetlink handle, on a socket opened here, so in the
+                // new namespace; its current-thread runtime is made now,
+                // after the unshare, and spawns no thread.
+                let rt = Rtnl::open_here().map_err(|e| NetNsError::Setup {
                     name: label.clone(),
-                    what: "open rtnetlink socket".into(),
+                    what: "open rtnetlink handle".into(),
                     source: e,
                 })?;
-                Ok((fd, rtnl))
+                Ok((fd, rt))
             })
             .join()
             .expect("namespace creation thread panicked")
         });
-        let (fd, rtnl) = res?;
+        let (fd, rt) = res?;
         let ns = NetNs {
             name: name.to_string(),
             fd,
-            rtnl: Mutex::new(rtnl),
+            rt,
         };
         crate::topology::link_up(&ns, 1).map_err(|e| NetNsError::Setup {
             name: name.to_string(),
@@ -128,9 +131,11 @@ impl NetNs {
         self.fd.as_fd()
     }
 
-    /// The rtnetlink socket opened inside this namespace.
-    pub fn rtnl(&self) -> std::sync::MutexGuard<'_, NlSocket> {
-        self.rtnl.lock().unwrap_or_else(|p| p.into_inner())
+    /// The `rtnetlink` handle on a socket opened inside this namespace,
+    /// with the current-thread runtime that drives it:
+    /// `ns.rt().block_on(ns.rt().handle().link().set(…).execute())`.
+    pub fn rt(&self) -> &Rtnl {
+        &self.rt
     }
 
     /// Runs `f` on a thread inside this namespace and returns its result.
@@ -156,7 +161,10 @@ impl NetNs {
             .map_err(io::Error::other)?
     }
 
-    /// Opens a netlink socket of `protocol` inside this namespace.
+    /// Opens a synchronous netlink socket of `protocol` inside this
+    /// namespace: for what no `rtnetlink` builder can say (deliberately
+    /// malformed messages, the extended ACK's text, multicast listening,
+    /// sock_diag, generic netlink).
     pub fn netlink(&self, protocol: isize) -> io::Result<NlSocket> {
         self.run(|| NlSocket::open(protocol)).map_err(io::Error::other)?
     }

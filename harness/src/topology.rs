@@ -16,9 +16,11 @@
 //! # let _ = server;
 //! ```
 //!
-//! Each step is the `ip` command named in its doc. The peer of a veth pair
-//! is created directly in its target namespace (`IFLA_NET_NS_FD` on the
-//! peer), so a pair costs one request plus one `up` per end.
+//! Each step is the `ip` command named in its doc, sent through the
+//! `rtnetlink` crate's handles and message builders on each namespace's own
+//! handle ([`NetNs::rt`]). The peer of a veth pair is created directly in
+//! its target namespace (`IFLA_NET_NS_FD` on the peer), so a pair costs one
+//! request plus one `up` per end; a namespace's addresses go out together.
 //! Interface indexes are chosen by the builder (each namespace is fresh, so
 //! `lo` is 1 and the builder counts up from 2 across the whole topology, so
 //! no two ends of a pair share an index), which saves a lookup per link.
@@ -30,12 +32,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
-};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage, State};
+use rtnetlink::{LinkUnspec, LinkVeth};
 
 use crate::netlink::NlError;
 use crate::netns::{NetNs, NetNsError};
@@ -99,40 +98,41 @@ pub fn parse_cidr(cidr: &str) -> Result<(IpAddr, u8), TopologyError> {
     Ok((ip, prefix))
 }
 
+/// The `RTM_SETLINK` that sets `IFF_UP` (or clears it) on link `index`.
+fn set_up(index: u32, up: bool) -> LinkMessage {
+    let b = LinkUnspec::new_with_index(index);
+    if up {
+        b.up().build()
+    } else {
+        b.down().build()
+    }
+}
+
 /// Brings link `index` up in `ns`. Equivalent to `ip link set DEV up`.
 pub fn link_up(ns: &NetNs, index: u32) -> Result<(), NlError> {
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    msg.header.flags = LinkFlags::Up;
-    msg.header.change_mask = LinkFlags::Up;
-    ns.rtnl().request(RouteNetlinkMessage::SetLink(msg), 0).map(|_| ())
+    let rt = ns.rt();
+    Ok(rt.block_on(rt.handle().link().set(set_up(index, true)).execute())?)
 }
 
 /// Sets link `index` down in `ns`. Equivalent to `ip link set DEV down`.
 pub fn link_down(ns: &NetNs, index: u32) -> Result<(), NlError> {
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    msg.header.flags = LinkFlags::empty();
-    msg.header.change_mask = LinkFlags::Up;
-    ns.rtnl().request(RouteNetlinkMessage::SetLink(msg), 0).map(|_| ())
+    let rt = ns.rt();
+    Ok(rt.block_on(rt.handle().link().set(set_up(index, false)).execute())?)
 }
 
 /// The operational state of link `index` in `ns` (`IFLA_OPERSTATE`).
 /// Equivalent to `ip -n NS link show DEV` (the `state` field).
 pub fn oper_state(ns: &NetNs, index: u32) -> Result<State, NlError> {
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    let replies = ns.rtnl().request(RouteNetlinkMessage::GetLink(msg), 0)?;
-    for r in replies {
-        if let RouteNetlinkMessage::NewLink(l) = r {
-            for a in l.attributes {
-                if let LinkAttribute::OperState(st) = a {
-                    return Ok(st);
-                }
-            }
-        }
-    }
-    Ok(State::Unknown)
+    let rt = ns.rt();
+    let links = rt.collect(rt.handle().link().get().match_index(index).execute())?;
+    Ok(links
+        .into_iter()
+        .flat_map(|l| l.attributes)
+        .find_map(|a| match a {
+            LinkAttribute::OperState(st) => Some(st),
+            _ => None,
+        })
+        .unwrap_or(State::Unknown))
 }
 
 /// Waits until link `index` in `ns` is operationally up. Carrier and the
@@ -153,27 +153,45 @@ pub fn wait_oper_up(ns: &NetNs, index: u32, timeout: std::time::Duration) -> Res
     .map_err(|e| TopologyError::Invalid(e.to_string()))
 }
 
+/// The request of `ip addr add CIDR dev DEV [nodad]` on `handle`: IPv6
+/// addresses get `IFA_F_NODAD` so they are usable at once.
+///
+/// rtnetlink's address builder also puts `IFA_BROADCAST` (the subnet's
+/// all-ones address) on an IPv4 address below /31, which is `ip addr add …
+/// brd +`, and makes the kernel add a broadcast route to the local table
+/// (`fib_add_ifaddr()`). The topology's addresses have always been plain
+/// `ip addr add`, and cases dump the local table, so the attribute is
+/// taken off again.
+fn addr_request(handle: &rtnetlink::Handle, index: u32, ip: IpAddr, prefix: u8) -> rtnetlink::AddressAddRequest {
+    let mut req = handle.address().add(index, ip, prefix);
+    let msg = req.message_mut();
+    msg.attributes.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+    if ip.is_ipv6() {
+        msg.header.flags = AddressHeaderFlags::Nodad;
+    }
+    req
+}
+
 /// Adds `ip/prefix` to link `index` in `ns`; IPv6 addresses get `nodad` so
 /// they are usable at once. Equivalent to `ip addr add CIDR dev DEV nodad`.
 pub fn addr_add(ns: &NetNs, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NlError> {
-    let mut msg = AddressMessage::default();
-    msg.header.index = index;
-    msg.header.prefix_len = prefix;
-    match ip {
-        IpAddr::V4(_) => {
-            msg.header.family = AddressFamily::Inet;
-            msg.attributes.push(AddressAttribute::Local(ip));
-            msg.attributes.push(AddressAttribute::Address(ip));
-        }
-        IpAddr::V6(_) => {
-            msg.header.family = AddressFamily::Inet6;
-            msg.header.flags = AddressHeaderFlags::Nodad;
-            msg.attributes.push(AddressAttribute::Address(ip));
-        }
-    }
-    ns.rtnl()
-        .request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL)
-        .map(|_| ())
+    let rt = ns.rt();
+    Ok(rt.block_on(addr_request(rt.handle(), index, ip, prefix).execute())?)
+}
+
+/// The `RTM_NEWLINK` of `ip link add A index I type veth peer name B index
+/// J netns NSB`: the peer is created directly in `b` (`IFLA_NET_NS_FD` in
+/// the peer's message). Created down: `veth_open` refuses (ENOTCONN) while
+/// the pair is being linked, so `IFF_UP` in the creation request fails.
+fn veth_message(a_name: &str, a_index: u32, b: &NetNs, b_name: &str, b_index: u32) -> LinkMessage {
+    let peer = LinkUnspec::new_with_name(b_name)
+        .index(b_index)
+        .setns_by_fd(b.fd().as_raw_fd())
+        .build();
+    LinkVeth::new(a_name, b_name)
+        .index(a_index)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build()
 }
 
 /// Creates a veth pair `a_name` (index `a_index`, in `a`) ↔ `b_name`
@@ -181,23 +199,14 @@ pub fn addr_add(ns: &NetNs, index: u32, ip: IpAddr, prefix: u8) -> Result<(), Nl
 /// Equivalent to `ip link add A index I type veth peer name B index J netns
 /// NSB` followed by `ip link set … up` on both ends.
 pub fn veth_add(a: &NetNs, a_name: &str, a_index: u32, b: &NetNs, b_name: &str, b_index: u32) -> Result<(), NlError> {
-    // Created down: `veth_open` refuses (ENOTCONN) while the pair is being
-    // linked, so IFF_UP in the creation request fails; up comes after.
-    let mut peer = LinkMessage::default();
-    peer.header.index = b_index;
-    peer.attributes.push(LinkAttribute::IfName(b_name.to_string()));
-    peer.attributes.push(LinkAttribute::NetNsFd(b.fd().as_raw_fd()));
-    let mut msg = LinkMessage::default();
-    msg.header.index = a_index;
-    msg.attributes.push(LinkAttribute::IfName(a_name.to_string()));
-    msg.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-    ]));
-    a.rtnl()
-        .request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
-    link_up(a, a_index)?;
-    link_up(b, b_index)
+    let msg = veth_message(a_name, a_index, b, b_name, b_index);
+    let (rt_a, rt_b) = (a.rt(), b.rt());
+    // The add and `a`'s up in one drive of `a`'s runtime.
+    rt_a.block_on(async {
+        rt_a.handle().link().add(msg).execute().await?;
+        rt_a.handle().link().set(set_up(a_index, true)).execute().await
+    })?;
+    Ok(rt_b.block_on(rt_b.handle().link().set(set_up(b_index, true)).execute())?)
 }
 
 #[derive(Debug, Clone)]
@@ -381,13 +390,29 @@ impl TopologyBuilder {
             ifindex.insert(v.a.clone(), ia);
             ifindex.insert(v.b.clone(), ib);
         }
-        for (ns, dev, cidr) in &self.addrs {
-            let (ip, prefix) = parse_cidr(cidr)?;
-            let idx = ifindex[&(ns.clone(), dev.clone())];
-            addr_add(&namespaces[ns], idx, ip, prefix).map_err(|e| TopologyError::Netlink {
-                what: format!("ip -n {ns} addr add {cidr} dev {dev}"),
-                source: e,
-            })?;
+        // Addresses: those of one namespace in one drive of its runtime,
+        // all requests in flight at once (sent in the declared order, which
+        // decides primary and secondary addresses).
+        for (name, ns) in &namespaces {
+            let mut mine = Vec::new();
+            for (n, dev, cidr) in self.addrs.iter().filter(|(n, _, _)| n == name) {
+                let (ip, prefix) = parse_cidr(cidr)?;
+                mine.push((n, dev, cidr, ifindex[&(n.clone(), dev.clone())], ip, prefix));
+            }
+            if mine.is_empty() {
+                continue;
+            }
+            let rt = ns.rt();
+            let answers = rt
+                .block_on(futures_util::future::join_all(mine.iter().map(
+                    |(_, _, _, idx, ip, prefix)| addr_request(rt.handle(), *idx, *ip, *prefix).execute(),
+                )));
+            for ((n, dev, cidr, ..), answer) in mine.iter().zip(answers) {
+                answer.map_err(|e| TopologyError::Netlink {
+                    what: format!("ip -n {n} addr add {cidr} dev {dev}"),
+                    source: e.into(),
+                })?;
+            }
         }
         // Links come up asynchronously (see `wait_oper_up`); a topology is
         // handed out only once every veth end passes packets.

@@ -120,6 +120,10 @@ fn record(ctx: &mut Ctx, name: &str, r: Result<(), NlError>) -> (Option<String>,
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     let ns = NetNs::new("extack")?;
+    // A raw socket, not the namespace's rtnetlink handle: the requests are
+    // deliberately malformed bytes (no builder can write a short NDA_DST or
+    // an over-long IFLA_IFNAME), and the case reads the extended ACK's text
+    // and offset, which rtnetlink 0.24 does not pass on.
     let sock: NlSocket = ns.netlink(netlink_sys::constants::NETLINK_ROUTE)?;
     let exact = ctx.kernel.at_least(5, 10);
     ctx.observe(

@@ -1,9 +1,14 @@
 //! Netlink: neighbours, routes, rules, generic netlink (catalog section 3,
 //! seeds 000, 001 and 004).
 //!
-//! Every request goes through [`kharness::netlink::NlSocket`] with the
-//! message types of `netlink-packet-route` / `netlink-packet-generic`. The
-//! helpers here are what several cases share: a veth whose peer stays down
+//! Well-formed rtnetlink requests go through the `rtnetlink` crate's
+//! handles and builders on the namespace's handle ([`NetNs::rt`]): links,
+//! neighbours, rules, route lookups. The raw
+//! [`kharness::netlink::NlSocket`] with the message types of
+//! `netlink-packet-route` / `netlink-packet-generic` stays where no builder
+//! can say what a case must send — exact `nlmsg_flags` sets, deliberately
+//! malformed messages, the extended ACK's text, generic netlink — each
+//! place saying why. The helpers here are what several cases share: a veth whose peer stays down
 //! (so the kernel itself never adds a neighbour or a route behind the
 //! model's back), neighbour add/delete/dump, and a frame walker for
 //! multicast notifications (the harness's request loop only reads answers
@@ -15,15 +20,14 @@ use std::time::Duration;
 use kharness::netlink::NlError;
 use kharness::wait::wait_until;
 use kharness::{CaseDef, CaseError, NetNs};
-use netlink_packet_core::{NetlinkDeserializable, NetlinkHeader, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
-};
+use netlink_packet_core::{NetlinkDeserializable, NetlinkHeader, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, State};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourCacheInfo, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::RouteType;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{LinkUnspec, LinkVeth};
 
 pub mod bench;
 mod extack;
@@ -126,24 +130,22 @@ pub(crate) fn carrierless_veth(
     peer: &str,
     peer_index: u32,
 ) -> Result<(), CaseError> {
-    let mut p = LinkMessage::default();
-    p.header.index = peer_index;
-    p.attributes.push(LinkAttribute::IfName(peer.to_string()));
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-    msg.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
-    ]));
-    ns.rtnl()
-        .request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
+    let rt = ns.rt();
+    let p = LinkUnspec::new_with_name(peer).index(peer_index).build();
+    let msg = LinkVeth::new(name, peer)
+        .index(index)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(p)))
+        .build();
+    rt.block_on(rt.handle().link().add(msg).execute())
+        .map_err(NlError::from)?;
     let up = || {
-        let mut up = LinkMessage::default();
-        up.header.index = index;
-        up.header.flags = LinkFlags::Up;
-        up.header.change_mask = LinkFlags::Up;
-        ns.rtnl().request(RouteNetlinkMessage::SetLink(up), 0).map(|_| ())
+        rt.block_on(
+            rt.handle()
+                .link()
+                .set(LinkUnspec::new_with_index(index).up().build())
+                .execute(),
+        )
+        .map_err(NlError::from)
     };
     up()?;
     wait_until(
@@ -218,22 +220,15 @@ impl NeighEntry {
 }
 
 /// `RTM_GETNEIGH` dump of every neighbour table of `ns` (`AF_UNSPEC`:
-/// `neigh_dump_info()` walks the ARP and ND tables). Equivalent to
-/// `ip neigh show nud all`.
+/// `neigh_dump_info()` walks the ARP and ND tables; every entry carries
+/// `NDA_CACHEINFO`). Equivalent to `ip neigh show nud all`.
 pub(crate) fn neigh_dump(ns: &NetNs) -> Result<Vec<NeighEntry>, NlError> {
-    let replies = ns.rtnl().request(
-        RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
-        NLM_F_DUMP,
-    )?;
-    Ok(replies
-        .iter()
-        .filter_map(|r| match r {
-            RouteNetlinkMessage::NewNeighbour(m) => Some(NeighEntry::from_msg(m)),
-            _ => None,
-        })
-        .collect())
+    let rt = ns.rt();
+    let replies = rt.collect(rt.handle().neighbours().get().execute())?;
+    Ok(replies.iter().map(NeighEntry::from_msg).collect())
 }
 
+/// The `RTM_DELNEIGH` message for `dst` on `ifindex`.
 fn neigh_msg(ifindex: u32, dst: IpAddr) -> NeighbourMessage {
     let mut m = NeighbourMessage::default();
     m.header.ifindex = ifindex;
@@ -257,6 +252,15 @@ fn neigh_msg(ifindex: u32, dst: IpAddr) -> NeighbourMessage {
 /// `RTM_NEWNEIGH` with the given `nlmsg_flags` (`NLM_F_CREATE|NLM_F_EXCL` is
 /// `ip neigh add`, `NLM_F_CREATE|NLM_F_REPLACE` is `ip neigh replace`,
 /// `NLM_F_REPLACE` is `ip neigh change`), state and optional lladdr.
+///
+/// The message always comes from rtnetlink's neighbour builder
+/// (`handle.neighbours().add(…)`), which also sends it for the two flag
+/// sets it knows (`execute()` and `.replace().execute()`). It cannot send
+/// any other set, and neigh.state_machine needs `NLM_F_REPLACE` alone
+/// (`ip neigh change`) and `NLM_F_CREATE` alone (libnl's "create or
+/// update"), where `neigh_add()` answers differently (ENOENT without
+/// NLM_F_CREATE; no NEIGH_UPDATE_F_OVERRIDE without NLM_F_REPLACE): those
+/// go through [`kharness::rt::Rtnl::request`] with their exact flags.
 pub(crate) fn neigh_add(
     ns: &NetNs,
     ifindex: u32,
@@ -265,21 +269,30 @@ pub(crate) fn neigh_add(
     lladdr: Option<&[u8]>,
     nlm_flags: u16,
 ) -> Result<(), NlError> {
-    let mut m = neigh_msg(ifindex, dst);
-    m.header.state = NeighbourState::from(state);
+    let rt = ns.rt();
+    let mut req = rt
+        .handle()
+        .neighbours()
+        .add(ifindex, dst)
+        .state(NeighbourState::from(state));
     if let Some(l) = lladdr {
-        m.attributes.push(NeighbourAttribute::LinkLayerAddress(l.to_vec()));
+        req = req.link_layer_address(l);
     }
-    ns.rtnl()
-        .request(RouteNetlinkMessage::NewNeighbour(m), nlm_flags)
-        .map(|_| ())
+    if nlm_flags == NLM_F_CREATE | NLM_F_EXCL {
+        Ok(rt.block_on(req.execute())?)
+    } else if nlm_flags == NLM_F_CREATE | NLM_F_REPLACE {
+        Ok(rt.block_on(req.replace().execute())?)
+    } else {
+        let msg = req.message_mut().clone();
+        Ok(rt.request(RouteNetlinkMessage::NewNeighbour(msg), nlm_flags)?)
+    }
 }
 
-/// `RTM_DELNEIGH`. Equivalent to `ip neigh del DST dev DEV`.
+/// `RTM_DELNEIGH` through `handle.neighbours().del(…)`. Equivalent to
+/// `ip neigh del DST dev DEV`.
 pub(crate) fn neigh_del(ns: &NetNs, ifindex: u32, dst: IpAddr) -> Result<(), NlError> {
-    ns.rtnl()
-        .request(RouteNetlinkMessage::DelNeighbour(neigh_msg(ifindex, dst)), 0)
-        .map(|_| ())
+    let rt = ns.rt();
+    Ok(rt.block_on(rt.handle().neighbours().del(neigh_msg(ifindex, dst)).execute())?)
 }
 
 /// Splits a datagram read from a netlink socket into `(header, payload)`
@@ -312,15 +325,10 @@ pub(crate) fn decode_route_frame(h: &NetlinkHeader, payload: &[u8]) -> Result<Ro
     RouteNetlinkMessage::deserialize(h, payload).map_err(|e| e.to_string())
 }
 
-/// `RTM_GETLINK` for one index: the link's attributes.
+/// `RTM_GETLINK` for one index (`handle.link().get().match_index(…)`):
+/// the link's attributes.
 pub(crate) fn get_link(ns: &NetNs, index: u32) -> Result<Vec<LinkAttribute>, NlError> {
-    let mut m = LinkMessage::default();
-    m.header.index = index;
-    let r = ns.rtnl().request(RouteNetlinkMessage::GetLink(m), 0)?;
-    Ok(r.into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Some(l.attributes),
-            _ => None,
-        })
-        .unwrap_or_default())
+    let rt = ns.rt();
+    let links = rt.collect(rt.handle().link().get().match_index(index).execute())?;
+    Ok(links.into_iter().next().map(|l| l.attributes).unwrap_or_default())
 }

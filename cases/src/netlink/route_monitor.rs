@@ -5,10 +5,9 @@ use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use kharness::netlink::NlSocket;
+use kharness::netlink::{NlError, NlSocket};
 use kharness::wait::{wait_for, wait_until};
 use kharness::{CaseDef, CaseError, Ctx, NetNs, Topology};
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -170,14 +169,16 @@ fn addrconf_settled(ns: &NetNs) -> bool {
     if !carrier {
         return false;
     }
+    // `ip -6 route show table all` through `handle.route().get(…)` (no
+    // destination: a dump).
     let mut q = RouteMessage::default();
     q.header.address_family = AddressFamily::Inet6;
-    let Ok(dump) = ns.rtnl().request(RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP) else {
+    let rt = ns.rt();
+    let Ok(dump) = rt.collect(rt.handle().route().get(q).execute()) else {
         return false;
     };
     let (mut mcast, mut local) = (false, false);
-    for r in dump {
-        let RouteNetlinkMessage::NewRoute(m) = r else { continue };
+    for m in dump {
         let dst = m.attributes.iter().find_map(|a| match a {
             RouteAttribute::Destination(d) => addr_of(d),
             _ => None,
@@ -216,6 +217,11 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     )?;
     ctx.observe_volatile("addrconf_settle_ms", t.elapsed().as_millis() as u64);
 
+    // The listening socket stays raw: the case reads every datagram the
+    // groups queue, frame by frame and undecodable ones included, and must
+    // see an empty queue before the first request; rtnetlink's multicast
+    // receiver hands over only what its connection decoded, when its
+    // connection is driven.
     let mon = ns.netlink(netlink_sys::constants::NETLINK_ROUTE)?;
     mon.socket().add_membership(RTNLGRP_IPV4_ROUTE)?;
     mon.socket().add_membership(RTNLGRP_IPV6_ROUTE)?;
@@ -235,12 +241,15 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     for (dst, plen, gw) in routes() {
         for (ty, name) in [(RTM_NEWROUTE, "add"), (RTM_DELROUTE, "del")] {
             let msg = route_msg(dst, plen, gw);
+            // `ip route add` / `ip route del` through the route handle
+            // (NLM_F_CREATE|NLM_F_EXCL, and no flag, as before).
+            let rt = ns.rt();
             let r = if ty == RTM_NEWROUTE {
-                ns.rtnl()
-                    .request(RouteNetlinkMessage::NewRoute(msg.clone()), NLM_F_CREATE | NLM_F_EXCL)
+                rt.block_on(rt.handle().route().add(msg.clone()).execute())
             } else {
-                ns.rtnl().request(RouteNetlinkMessage::DelRoute(msg.clone()), 0)
-            };
+                rt.block_on(rt.handle().route().del(msg.clone()).execute())
+            }
+            .map_err(NlError::from);
             ctx.check_eq(
                 format!("route.{name}.{dst}/{plen}"),
                 "ok",

@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use kharness::wait::wait_until;
 use kharness::{CaseDef, CaseError, Ctx, NetNs, Topology};
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::LinkAttribute;
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
-use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RuleUidRange};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteHeader, RouteProtocol};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleUidRange};
 use nix::unistd::{setfsuid, Uid};
+use rtnetlink::{IpVersion, RouteMessageBuilder};
 use serde_json::json;
 
 use super::{get_link, neigh_add, NUD_PERMANENT};
@@ -68,31 +66,18 @@ pub static UID_RANGE: CaseDef = CaseDef {
     run,
 };
 
-fn v4(a: Ipv4Addr) -> RouteAddress {
-    RouteAddress::Inet(a)
-}
-
-/// `ip route add 198.19.0.0/24 via GW dev OIF table T`.
+/// `ip route add 198.19.0.0/24 via GW dev OIF table T`, through
+/// rtnetlink's route builder and `handle.route().add(…)`.
 fn add_route(ns: &NetNs, gw: Ipv4Addr, oif: u32, table: u32) -> Result<(), kharness::netlink::NlError> {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = 24;
-    m.header.table = if table < 256 {
-        table as u8
-    } else {
-        RouteHeader::RT_TABLE_UNSPEC
-    };
-    m.header.protocol = RouteProtocol::Boot;
-    m.header.scope = RouteScope::Universe;
-    m.header.kind = RouteType::Unicast;
-    m.attributes.push(RouteAttribute::Table(table));
-    m.attributes
-        .push(RouteAttribute::Destination(v4(Ipv4Addr::new(198, 19, 0, 0))));
-    m.attributes.push(RouteAttribute::Gateway(v4(gw)));
-    m.attributes.push(RouteAttribute::Oif(oif));
-    ns.rtnl()
-        .request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
-        .map(|_| ())
+    let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(Ipv4Addr::new(198, 19, 0, 0), 24)
+        .gateway(gw)
+        .output_interface(oif)
+        .table_id(table)
+        .protocol(RouteProtocol::Boot)
+        .build();
+    let rt = ns.rt();
+    Ok(rt.block_on(rt.handle().route().add(msg).execute())?)
 }
 
 /// `ip route get 198.19.0.10 uid UID`: (oif, table). With `lookup_table`
@@ -103,25 +88,25 @@ fn route_get(
     uid: u32,
     lookup_table: bool,
 ) -> Result<(Option<u32>, Option<u32>), kharness::netlink::NlError> {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = 32;
+    // The builder has no RTA_UID and no RTM_F_LOOKUP_TABLE: both go into
+    // its message by hand. Its header defaults (table main, protocol
+    // static, scope universe, type unicast) are ignored by
+    // inet_rtm_getroute() on a socket without NETLINK_GET_STRICT_CHK.
+    let mut m = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(DST, 32)
+        .build();
     if lookup_table {
         m.header.flags = RouteFlags::LookupTable;
     }
-    m.attributes.push(RouteAttribute::Destination(v4(DST)));
     m.attributes.push(RouteAttribute::Uid(uid));
-    let r = ns.rtnl().request(RouteNetlinkMessage::GetRoute(m), 0)?;
+    let rt = ns.rt();
+    let r = rt.collect(rt.handle().route().get(m).execute())?;
     let mut out = (None, None);
-    for msg in r {
-        if let RouteNetlinkMessage::NewRoute(m) = msg {
-            for a in m.attributes {
-                match a {
-                    RouteAttribute::Oif(o) => out.0 = Some(o),
-                    RouteAttribute::Table(t) => out.1 = Some(t),
-                    _ => {}
-                }
-            }
+    for a in r.into_iter().flat_map(|m| m.attributes) {
+        match a {
+            RouteAttribute::Oif(o) => out.0 = Some(o),
+            RouteAttribute::Table(t) => out.1 = Some(t),
+            _ => {}
         }
     }
     Ok(out)
@@ -259,33 +244,37 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     add_route(c, gw_a, via_a, RouteHeader::RT_TABLE_MAIN as u32)?;
     add_route(c, gw_b, via_b, TABLE)?;
 
-    let mut rule = RuleMessage::default();
-    rule.header.family = AddressFamily::Inet;
-    rule.header.table = TABLE as u8;
-    rule.header.action = RuleAction::ToTable;
-    rule.attributes.push(RuleAttribute::Priority(PRIORITY));
-    rule.attributes.push(RuleAttribute::Table(TABLE));
-    rule.attributes.push(RuleAttribute::UidRange(RuleUidRange {
-        start: UID_LO,
-        end: UID_HI,
-    }));
-    if let Err(e) = c
-        .rtnl()
-        .request(RouteNetlinkMessage::NewRule(rule), NLM_F_CREATE | NLM_F_EXCL)
-    {
+    // `ip rule add uidrange 2000-2009 lookup 100 pref 100` through
+    // `handle.rule().add()`; the builder has no uid range, so FRA_UID_RANGE
+    // goes into its message by hand.
+    let crt = c.rt();
+    let mut rule = crt
+        .handle()
+        .rule()
+        .add()
+        .v4()
+        .table_id(TABLE)
+        .action(RuleAction::ToTable)
+        .priority(PRIORITY);
+    rule.message_mut()
+        .attributes
+        .push(RuleAttribute::UidRange(RuleUidRange {
+            start: UID_LO,
+            end: UID_HI,
+        }));
+    if let Err(e) = crt.block_on(rule.execute()) {
         if !ctx.kernel.at_least(4, 10) {
             return Err(ctx.skip(format!("FRA_UID_RANGE needs Linux 4.10: {e}")));
         }
-        return Err(e.into());
+        return Err(kharness::netlink::NlError::from(e).into());
     }
-    // The rule as the kernel keeps it.
-    let mut q = RuleMessage::default();
-    q.header.family = AddressFamily::Inet;
-    let rules = c.rtnl().request(RouteNetlinkMessage::GetRule(q), NLM_F_DUMP)?;
-    let ours = rules.iter().find_map(|r| match r {
-        RouteNetlinkMessage::NewRule(m) if m.attributes.contains(&RuleAttribute::Priority(PRIORITY)) => Some(m),
-        _ => None,
-    });
+    // The rule as the kernel keeps it (`ip rule show`).
+    let rules = crt
+        .collect(crt.handle().rule().get(IpVersion::V4).execute())
+        .map_err(kharness::netlink::NlError::from)?;
+    let ours = rules
+        .iter()
+        .find(|m| m.attributes.contains(&RuleAttribute::Priority(PRIORITY)));
     let (range, table) = ours
         .map(|m| {
             let range = m.attributes.iter().find_map(|a| match a {

@@ -42,7 +42,6 @@ use kharness::procfs::Mib;
 use kharness::wait::wait_for;
 use kharness::{CaseDef, CaseError, Ctx, NetNs, Topology};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use netlink_packet_route::RouteNetlinkMessage;
 use nix::sys::socket::{self, SockaddrIn};
 
 pub mod bench;
@@ -392,15 +391,13 @@ pub(crate) fn sa(ip: [u8; 4], port: u16) -> SocketAddr {
 
 /// `RTM_GETLINK` for one link. Equivalent to `ip -n NS -d link show DEV`.
 pub(crate) fn get_link(ns: &NetNs, ifindex: u32) -> Result<LinkMessage, CaseError> {
-    let mut msg = LinkMessage::default();
-    msg.header.index = ifindex;
-    let replies = ns.rtnl().request(RouteNetlinkMessage::GetLink(msg), 0)?;
+    let rt = ns.rt();
+    let replies = rt
+        .collect(rt.handle().link().get().match_index(ifindex).execute())
+        .map_err(kharness::netlink::NlError::from)?;
     replies
         .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Some(l),
-            _ => None,
-        })
+        .next()
         .ok_or_else(|| CaseError::Harness(format!("RTM_GETLINK {ifindex}: no RTM_NEWLINK in the answer")))
 }
 

@@ -11,8 +11,10 @@
 //!   topology needs (thread + unshare + close, both at once as the harness
 //!   does them), the floor.
 //! - `topology.speedup_vs_script` and `topology.cost_vs_bare_unshare`: ratios.
-//! - `neigh.*`: N neighbour adds + one dump through the harness against the
-//!   same through `ip -batch` (including starting `ip`), and their ratio.
+//! - `neigh.*`: N neighbour adds + one dump through the harness (rtnetlink's
+//!   neighbour builder, pipelined) against the same through the raw netlink
+//!   socket (one request at a time, the harness's way before rtnetlink) and
+//!   through `ip -batch` (including starting `ip`), and their ratios.
 //! - `observe.snapshot`: one full observation of a connected TCP socket
 //!   (TCP_INFO + SIOCINQ + SIOCOUTQ + SIOCOUTQNSD + SO_MEMINFO + 2 getsockopt).
 //!
@@ -118,7 +120,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
     }
     let snapshot = snapshot_cost()?;
-    let (neigh_h, neigh_ip) = kharness_cases::netlink::bench::bench_neigh(args.neighbours)?;
+    let neigh = kharness_cases::netlink::bench::bench_neigh(args.neighbours)?;
+    let (neigh_h, neigh_ip) = (neigh.harness, neigh.ip_batch);
     let h = median(&harness);
     let b = median(&bare);
     let mut figures = vec![
@@ -147,6 +150,16 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         name: "neigh.harness_adds_per_s",
         value: args.neighbours as f64 / neigh_h,
         unit: "1/s",
+    });
+    figures.push(Figure {
+        name: "neigh.raw_socket_adds_per_s",
+        value: args.neighbours as f64 / neigh.raw_socket,
+        unit: "1/s",
+    });
+    figures.push(Figure {
+        name: "neigh.harness_vs_raw_socket",
+        value: neigh.raw_socket / neigh_h,
+        unit: "ratio",
     });
     if let Some(ip) = neigh_ip {
         figures.push(Figure {
