@@ -1305,18 +1305,14 @@ fn split_can_leave(h: &Graph, listed: &[bool]) -> Result<(), String> {
         }
     }
     for v in (0..n).filter(|&v| left[v]) {
-        // The socket itself, or a socket that holds it (for an embryo: its
-        // listener), is in flight and reaches a stuck SCC.
+        // The socket (for an embryo: its listener) is in flight and
+        // reaches a stuck SCC.
+        // (Held in a listed queue means in flight: `inflight` says so.)
         let anchor = match h.nodes[v].role {
             Role::Embryo { listener, .. } => listener,
             _ => v,
         };
-        let holders: Vec<usize> = std::iter::once(anchor)
-            .chain((0..n).filter(|&u| left[u] && h.held_by(u).contains(&anchor)))
-            .collect();
-        let held = holders
-            .iter()
-            .any(|&u| inflight[u] && (0..n).any(|s| stuck[s] && reach_from[u][s]));
+        let held = inflight[anchor] && (0..n).any(|s| stuck[s] && reach_from[anchor][s]);
         if !held {
             return Err(format!(
                 "{} is left over but no cycle the scc_index split can leave holds it",
@@ -1744,6 +1740,22 @@ mod tests {
         );
     }
 
+    /// Through an accept queue (found with --seed 4): 0 holds 1 and the
+    /// listener 2, 2's embryo 4 holds 1, 1 and 0, 1 holds 0 twice.
+    fn accept_queue_graph() -> Graph {
+        graph(
+            vec![
+                GroupSpec::Pair(Kind::Stream),
+                GroupSpec::Listener {
+                    seqpacket: false,
+                    clients: 1,
+                },
+            ],
+            &[(1, &[1, 2]), (2, &[1, 1, 0]), (0, &[0, 0])],
+            &[],
+        )
+    }
+
     #[test]
     fn the_collector_as_written_splits_this_scc() {
         let (_, _, spec) = pinned().into_iter().find(|(p, _, _)| *p == "scc_split").unwrap();
@@ -1761,21 +1773,9 @@ mod tests {
         spec2.msgs.swap(1, 3);
         let g2 = Graph::build(&spec2, 8, true);
         assert_eq!(kernel_leftover(&g2, true), vec![false; 4]);
-        // Through an accept queue (found with --seed 4): 0 holds 1 and the
-        // listener 2, 2's embryo 4 holds 1, 1 and 0, 1 holds 0 twice. The
-        // walk from 1 reaches 2 through 0 and 2 sees 0 before 0's index
-        // drops to 1's: 2 keeps a larger scc_index.
-        let g6 = graph(
-            vec![
-                GroupSpec::Pair(Kind::Stream),
-                GroupSpec::Listener {
-                    seqpacket: false,
-                    clients: 1,
-                },
-            ],
-            &[(1, &[1, 2]), (2, &[1, 1, 0]), (0, &[0, 0])],
-            &[],
-        );
+        // Through an accept queue: the walk from 1 reaches 2 through 0 and
+        // 2 sees 0 before 0's index drops to 1's: 2 keeps a larger scc_index.
+        let g6 = accept_queue_graph();
         assert_eq!(g6.msgs[1].to, 4);
         assert_eq!(stay(&g6), Vec::<usize>::new());
         assert_eq!(kernel_leftover(&g6, true), vec![true, true, true, false, true]);
@@ -1818,17 +1818,7 @@ mod tests {
         let g4 = Graph { keep: vec![1], ..g3 };
         assert!(split_can_leave(&g4, &[false, true]).unwrap_err().contains("reachable"));
         // Through an accept queue: the listener and its embryo stay together.
-        let g6 = graph(
-            vec![
-                GroupSpec::Pair(Kind::Stream),
-                GroupSpec::Listener {
-                    seqpacket: false,
-                    clients: 1,
-                },
-            ],
-            &[(1, &[1, 2]), (2, &[1, 1, 0]), (0, &[0, 0])],
-            &[],
-        );
+        let g6 = accept_queue_graph();
         let left = kernel_leftover(&g6, true);
         assert_eq!(split_can_leave(&g6, &left), Ok(()));
         let mut no_embryo = left.clone();
