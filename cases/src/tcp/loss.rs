@@ -21,13 +21,17 @@ pub static LOSS: CaseDef = CaseDef {
         everything.",
     observes: "Client TCP_INFO (retrans, total_retrans, bytes_retrans, bytes_acked, unacked), SIOCOUTQ, \
         SIOCOUTQNSD (also once while the link is down); \
-        client Tcp.RetransSegs, TcpExt.TCPTimeouts, TCPLossProbes and TCPFastRetrans; server tcpi_bytes_received and the \
+        client Tcp.RetransSegs and the TcpExt counters of each retransmission's cause (TCPTimeouts and the \
+        other first-RTO counters, TCPLossProbes, TCPFastRetrans, TCPSlowStartRetrans, TCPRetransFail); \
+        server tcpi_bytes_received and the \
         bytes it read (checked against the written pattern).",
     predicts: "tcpi_total_retrans >= 1, tcpi_bytes_retrans >= 1 and Tcp.RetransSegs >= 1 \
-        while the link was down, sent by the RTO timer, a tail loss probe or fast recovery \
-        (TcpExt.TCPTimeouts + TCPLossProbes + TCPFastRetrans >= 1: on a loaded machine, a TCG guest of a \
-        PREEMPT_RT kernel, the veth backlog can drop a segment before the link goes down, and the SACKs \
-        that follow retransmit it first; seen on Debian 6.1-rt); while the link is down, tcpi_unacked > 0 iff bytes are in flight \
+        while the link was down, each attempt counted by its cause or as a failure (the sum of the \
+        cause counters >= 1): the RTO timer, a tail loss probe or fast recovery (on a loaded machine, a \
+        TCG guest of a PREEMPT_RT kernel, the veth backlog can drop a segment before the link goes down, \
+        and the SACKs that follow retransmit it first; seen on Debian 6.1-rt), or TCPRetransFail when \
+        the device refused the segment (a probe sent before linkwatch swapped in noop_qdisc meets \
+        veth_xmit's NET_XMIT_DROP for a peer that is down; seen on 5.10, 6.1 and 6.12 under TCG); while the link is down, tcpi_unacked > 0 iff bytes are in flight \
         (SIOCOUTQ > SIOCOUTQNSD: the side of tcp.fill's rule that a settled connection never shows, met \
         whenever the window was still open when the link went down); in the end every \
         written byte is acked (bytes_acked == written + 1, SIOCOUTQ == 0) and read exactly once \
@@ -47,6 +51,31 @@ pub static LOSS: CaseDef = CaseDef {
     timeout: Duration::from_secs(40),
     run,
 };
+
+/// The TcpExt counters that say why a retransmission was attempted, or
+/// that it failed. RETRANSSEGS, total_retrans and bytes_retrans are counted
+/// in __tcp_retransmit_skb before the segment reaches the device, so an
+/// attempt the device refuses is a retransmission to them, and to these a
+/// TCPRetransFail.
+/// - TCPTimeouts: tcp_retransmit_timer, first RTO, nothing SACKed;
+///   TCPSackFailures (SACKed data or Disorder), TCPSackRecoveryFail (in
+///   Recovery), TCPLossFailures (in Loss) instead; counted whether or not
+///   the retransmission then goes out.
+/// - TCPLossProbes: tcp_send_loss_probe, only when the probe went out.
+/// - TCPFastRetrans (outside Loss), TCPSlowStartRetrans (in Loss):
+///   tcp_xmit_retransmit_queue, only when the segment went out.
+/// - TCPRetransFail: __tcp_retransmit_skb, when the transmit failed
+///   (not for -EBUSY).
+const RETRANS_CAUSES: [&str; 8] = [
+    "TCPTimeouts",
+    "TCPSackFailures",
+    "TCPSackRecoveryFail",
+    "TCPLossFailures",
+    "TCPLossProbes",
+    "TCPFastRetrans",
+    "TCPSlowStartRetrans",
+    "TCPRetransFail",
+];
 
 fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     // Volatile for `report diff`: how much is written before the deadline depends on the machine.
@@ -107,6 +136,14 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
     if let Err(e) = done {
         ctx.note(e.to_string());
     }
+    // Every TCP counter that moved, for whoever reads a failure: which
+    // path retransmitted is in them.
+    let moved: Vec<String> = delta
+        .iter()
+        .filter(|(k, _)| k.starts_with("TcpExt.") || k.starts_with("Tcp."))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    ctx.note(format!("client counters that moved: {}", moved.join(", ")));
     ctx.observe_volatile("written", written);
     ctx.check(
         "client.tcpi_total_retrans",
@@ -129,22 +166,28 @@ fn run(ctx: &mut Ctx) -> Result<(), CaseError> {
         "__tcp_retransmit_skb counts TCP_MIB_RETRANSSEGS",
     );
     crate::volatile(ctx, "client.Tcp.RetransSegs");
-    let timeouts = delta.get("TcpExt.TCPTimeouts").copied().unwrap_or(0);
-    let probes = delta.get("TcpExt.TCPLossProbes").copied().unwrap_or(0);
-    let fast = delta.get("TcpExt.TCPFastRetrans").copied().unwrap_or(0);
-    ctx.observe_volatile("client.TcpExt.TCPTimeouts", timeouts);
-    ctx.observe_volatile("client.TcpExt.TCPLossProbes", probes);
-    ctx.observe_volatile("client.TcpExt.TCPFastRetrans", fast);
+    // Every retransmission attempt is counted once by the path that made
+    // it, or as a failure (see RETRANS_CAUSES).
+    let mut causes = 0;
+    for counter in RETRANS_CAUSES {
+        let n = delta.get(&format!("TcpExt.{counter}")).copied().unwrap_or(0);
+        causes += n;
+        ctx.observe_volatile(&format!("client.TcpExt.{counter}"), n);
+    }
     ctx.check(
-        "client.TcpExt.TCPTimeouts+TCPLossProbes+TCPFastRetrans",
+        "client.TcpExt.retransmission_causes",
         Expect::Ge(1),
-        timeouts + probes + fast,
-        "every retransmission is counted by its cause: the RTO timer (tcp_retransmit_timer counts TCPTIMEOUTS), \
-         a tail loss probe (tcp_send_loss_probe counts TCPLOSSPROBES), or fast recovery after SACKs of a loss \
-         before the link went down (tcp_xmit_retransmit_queue counts TCPFASTRETRANS outside TCP_CA_Loss); \
-         which comes first depends on timing",
+        causes,
+        "every retransmission attempt is counted by its cause or as a failure: the RTO timer \
+         (tcp_retransmit_timer counts TCPTIMEOUTS, or TCPSACKFAILURES/TCPSACKRECOVERYFAIL/TCPLOSSFAILURES \
+         when SACKed data or a recovery was pending), a tail loss probe that went out \
+         (tcp_send_loss_probe counts TCPLOSSPROBES), fast recovery after SACKs of a loss before the link \
+         went down (tcp_xmit_retransmit_queue counts TCPFASTRETRANS, or TCPSLOWSTARTRETRANS in \
+         TCP_CA_Loss), or an attempt the device refused (__tcp_retransmit_skb counts TCPRETRANSFAIL: \
+         veth_xmit returns NET_XMIT_DROP for a peer that is down, 151e887d8ff9 in 6.6 and stable, until \
+         linkwatch installs noop_qdisc); which comes first depends on timing",
     );
-    crate::volatile(ctx, "client.TcpExt.TCPTimeouts+TCPLossProbes+TCPFastRetrans");
+    crate::volatile(ctx, "client.TcpExt.retransmission_causes");
     ctx.check_eq(
         "client.bytes_acked",
         written as i64 + 1,

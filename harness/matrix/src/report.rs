@@ -620,6 +620,29 @@ pub fn text(m: &Matrix, order: &[String], color: bool) -> String {
         .flat_map(|k| &k.results)
         .filter(|r| r.report.is_flaky())
         .count();
+    // The failures again, last, next to the totals: a CI log shows its tail,
+    // and the table with its footnotes is far above it by then.
+    let failed: Vec<(&str, &str, String)> = m
+        .kernels
+        .iter()
+        .flat_map(|k| {
+            k.results
+                .iter()
+                .filter(|r| r.report.outcome == Outcome::Fail)
+                .map(move |r| {
+                    let reason = k
+                        .reason_of(&r.report)
+                        .unwrap_or_else(|| "no reason recorded; the JSON report has its checks".into());
+                    (k.name.as_str(), r.report.case.as_str(), reason)
+                })
+        })
+        .collect();
+    if !failed.is_empty() {
+        out.push_str("\nfailed:\n");
+        for (kernel, case, reason) in &failed {
+            let _ = writeln!(out, "  {case} on {kernel}: {reason}");
+        }
+    }
     out.push('\n');
     let _ = writeln!(out, "{} passed, {} failed, {} skipped", totals[0], totals[1], totals[2]);
     let _ = writeln!(
@@ -1064,6 +1087,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("1 passed, 1 failed, 1 skipped"), "{t}");
+        let (_, tail) = t.rsplit_once("\nfailed:\n").expect("failures recapped last");
+        assert!(
+            tail.starts_with("  tcp.fill on host: x: expected 1, observed 0\n"),
+            "{tail}"
+        );
         assert!(t.contains("5.10: kernel `") || t.contains("5.10: cannot fetch"), "{t}");
         let md = markdown(&m, &order);
         assert!(md.contains("| `tcp.fill` |") && md.contains("[^1]:"), "{md}");
