@@ -132,6 +132,12 @@ pub struct CaseReport {
     pub reason: Option<String>,
     /// Wall time of the case process.
     pub duration_ms: u64,
+    /// CPU time (user + system) of the case process and the children it
+    /// reaped, as `wait4(2)` reports it; kernel work the case caused in
+    /// other contexts (softirqs, workqueues such as namespace cleanup) is
+    /// not in it. In a TCG guest this is where the guest's time goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
     /// `uname -r` where it ran.
     pub kernel: String,
     /// Every figure the model was checked against, by name.
@@ -420,6 +426,7 @@ impl Ctx {
             outcome,
             reason,
             duration_ms: duration.as_millis() as u64,
+            cpu_ms: None,
             kernel: self.kernel.release.clone(),
             observations: self.observations,
             mismatches,

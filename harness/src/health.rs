@@ -791,6 +791,7 @@ mod tests {
             outcome,
             reason: (outcome == Outcome::Skip).then(|| "no sctp".to_string()),
             duration_ms: 1,
+            cpu_ms: None,
             kernel: String::new(),
             observations: Default::default(),
             mismatches: vec![],

@@ -297,6 +297,7 @@ reason = "a defect"
             outcome,
             reason: None,
             duration_ms: 1,
+            cpu_ms: None,
             kernel: String::new(),
             observations: observed.iter().map(|o| (o.to_string(), serde_json::json!(1))).collect(),
             mismatches: mismatched

@@ -232,6 +232,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
             outcome: Outcome::Fail,
             reason: Some(reason),
             duration_ms: start.elapsed().as_millis() as u64,
+            cpu_ms: None,
             kernel: String::new(),
             observations: Default::default(),
             mismatches: vec![],
@@ -279,7 +280,10 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
         // Kill the group either way: a case that exited may have left a
         // forked helper behind, which must not outlive it.
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        let status = child.wait();
+        // Reaped here rather than by `child.wait()`, for its CPU time.
+        let waited = crate::sys::wait4(pid);
+        let cpu_ms = waited.as_ref().ok().map(|(_, ms)| *ms);
+        let status = waited.map(|(st, _)| st);
         let stdout = out_h.join().expect("stdout reader");
         let stderr = String::from_utf8_lossy(&err_h.join().expect("stderr reader")).into_owned();
         if timed_out {
@@ -293,6 +297,7 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
         match (parsed, status) {
             (Some(mut r), _) => {
                 r.duration_ms = start.elapsed().as_millis() as u64;
+                r.cpu_ms = cpu_ms;
                 r
             }
             (None, Ok(st)) => fail(format!("case process ended without a result ({st})"), &stderr),

@@ -163,12 +163,18 @@ fn json_tap_and_junit_reports() {
             "outcome",
             "reason",
             "duration_ms",
+            "cpu_ms",
             "kernel",
             "observations",
             "mismatches",
         ] {
             assert!(r.get(key).is_some(), "result lacks {key}: {r}");
         }
+        // The case process's own CPU time (wait4): some, and never more
+        // than its wall time allows on the CPUs there are.
+        let (cpu, wall) = (r["cpu_ms"].as_u64().unwrap(), r["duration_ms"].as_u64().unwrap());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        assert!(cpu <= wall * cpus + 10, "{r}");
         assert_eq!(r["outcome"], "pass", "{r}");
         assert!(!r["observations"].as_object().unwrap().is_empty());
     }

@@ -271,6 +271,22 @@ fn secs(ms: u64) -> String {
     }
 }
 
+/// The CPU time of a kernel's cases, summed, and the case that used the
+/// most (`41.2 s (raw.verdict_property 9.1)`): under TCG the guest's wall
+/// time is this divided among its vCPUs.
+fn case_cpu(k: &KernelRun) -> String {
+    let with: Vec<(&str, u64)> = k
+        .results
+        .iter()
+        .filter_map(|r| r.report.cpu_ms.map(|c| (r.report.case.as_str(), c)))
+        .collect();
+    let Some((top, most)) = with.iter().max_by_key(|(_, c)| *c) else {
+        return "—".into();
+    };
+    let total: u64 = with.iter().map(|(_, c)| c).sum();
+    format!("{} ({top} {:.1})", secs(total), *most as f64 / 1000.0)
+}
+
 /// Lays out the table; `order` gives the preferred case order (the catalog).
 pub fn table(m: &Matrix, order: &[String]) -> Table {
     let cases = case_names(m, order);
@@ -369,6 +385,7 @@ pub fn table(m: &Matrix, order: &[String]) -> Table {
         ),
         ("boot to hello".to_string(), col(&|k| secs(k.timings.boot_ms))),
         ("catalog".to_string(), col(&|k| secs(k.timings.catalog_ms))),
+        ("case cpu (most)".to_string(), col(&case_cpu)),
         (
             "pass/fail/skip/xfail/xpass".to_string(),
             col(&|k| {
@@ -1069,7 +1086,8 @@ mod tests {
 
     #[test]
     fn renders_every_format() {
-        let m = sample();
+        let mut m = sample();
+        m.kernels[2].results[0].report.cpu_ms = Some(1500);
         let order = vec![
             "tcp.fill".to_string(),
             "tcp.info_diag".to_string(),
@@ -1087,6 +1105,8 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("1 passed, 1 failed, 1 skipped"), "{t}");
+        let cpu = t.lines().find(|l| l.starts_with("case cpu (most)")).unwrap();
+        assert!(cpu.contains("—") && cpu.contains("1.5 s (tcp.fill 1.5)"), "{cpu}");
         let (_, tail) = t.rsplit_once("\nfailed:\n").expect("failures recapped last");
         assert!(
             tail.starts_with("  tcp.fill on host: x: expected 1, observed 0\n"),

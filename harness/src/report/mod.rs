@@ -43,6 +43,7 @@ mod tests {
             outcome: Outcome::Xpass,
             reason: Some("did not occur: no-oob: evidence".into()),
             duration_ms: 3,
+            cpu_ms: None,
             kernel: kernel.release.clone(),
             observations: BTreeMap::new(),
             mismatches: vec![],

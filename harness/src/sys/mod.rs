@@ -346,3 +346,33 @@ pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Co
         })
     }
 }
+
+/// Reaps child `pid` (blocking) and returns its exit status and the CPU
+/// time, user + system, that it and the descendants it reaped used, in
+/// milliseconds: `wait4(2)`. Hand-written: neither std's `Child::wait` nor
+/// nix's `waitpid` returns the child's own `rusage`, and
+/// `getrusage(RUSAGE_CHILDREN)` sums every child of the process, which the
+/// runner's concurrent cases would mix up.
+pub fn wait4(pid: i32) -> io::Result<(std::process::ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data, valid zeroed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: status and usage are valid for writes for the call.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if r < 0 && e.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return Err(e);
+    }
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        ms(usage.ru_utime) + ms(usage.ru_stime),
+    ))
+}
