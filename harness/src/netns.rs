@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::netlink::NlSocket;
-use crate::procfs::{read_thread_mib, Mib};
+use crate::procfs::{Mib, MibFiles};
 use crate::rt::Rtnl;
 
 /// A network namespace owned by this process.
@@ -27,6 +27,7 @@ pub struct NetNs {
     name: String,
     fd: OwnedFd,
     rt: Rtnl,
+    mib: MibFiles,
 }
 
 impl std::fmt::Debug for NetNs {
@@ -82,7 +83,7 @@ impl NetNs {
     pub fn new(name: &str) -> Result<NetNs, NetNsError> {
         let label = name.to_string();
         let res = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(OwnedFd, Rtnl), NetNsError> {
+            s.spawn(|| -> Result<(OwnedFd, Rtnl, MibFiles), NetNsError> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetNsError::Unshare {
                     name: label.clone(),
                     source: nix_io(e),
@@ -102,16 +103,24 @@ impl NetNs {
                     what: "open rtnetlink handle".into(),
                     source: e,
                 })?;
-                Ok((fd, rt))
+                // The MIB files, opened here once: [`NetNs::mib`] reads
+                // them again from any thread.
+                let mib = MibFiles::open_here().map_err(|e| NetNsError::Setup {
+                    name: label.clone(),
+                    what: "open /proc/thread-self/net/{snmp,netstat,snmp6}".into(),
+                    source: e,
+                })?;
+                Ok((fd, rt, mib))
             })
             .join()
             .expect("namespace creation thread panicked")
         });
-        let (fd, rt) = res?;
+        let (fd, rt, mib) = res?;
         let ns = NetNs {
             name: name.to_string(),
             fd,
             rt,
+            mib,
         };
         crate::topology::link_up(&ns, 1).map_err(|e| NetNsError::Setup {
             name: name.to_string(),
@@ -191,7 +200,7 @@ impl NetNs {
     /// The namespace's MIB counters (snmp + netstat + snmp6).
     /// Equivalent to `ip netns exec NAME nstat -a`.
     pub fn mib(&self) -> io::Result<Mib> {
-        self.run(read_thread_mib).map_err(io::Error::other)?
+        self.mib.read()
     }
 }
 

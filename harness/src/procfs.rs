@@ -152,22 +152,87 @@ fn split_proto(line: &str) -> Option<(&str, &str)> {
 /// Call it from inside the namespace (see [`crate::netns::NetNs::run`]).
 /// A missing `snmp6` (IPv6 disabled) is not an error.
 pub fn read_thread_mib() -> std::io::Result<Mib> {
-    let mut mib = Mib::default();
-    for (file, paired) in [("snmp", true), ("netstat", true), ("snmp6", false)] {
-        let path = format!("/proc/thread-self/net/{file}");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if file == "snmp6" && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let parsed = if paired {
-            parse_paired(&text)
-        } else {
-            parse_snmp6(&text)
-        };
-        mib.merge(parsed.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{path}: {e}")))?);
+    MibFiles::open_here()?.read()
+}
+
+/// The files of the MIB, and whether each is in the paired-line format
+/// (`snmp6` is one `name value` per line, and absent without IPv6).
+const MIB_FILES: [(&str, bool); 3] = [("snmp", true), ("netstat", true), ("snmp6", false)];
+
+/// The MIB files of one namespace, opened once inside it and read again
+/// from offset 0 whenever the counters are wanted.
+///
+/// A `/proc/net` file stays bound to the namespace it was opened in
+/// (`seq_open_net` takes the namespace when the file is opened), and a
+/// read at offset 0 makes seq_file generate the text afresh, so a read from
+/// any thread sees the counters of that namespace as they are now. Reading
+/// this way takes two `pread`s per file, where opening the files on a
+/// thread that enters the namespace costs a thread, a `setns`, and an
+/// `openat`, a `statx`, several `read`s and a `close` per file: in a TCG
+/// guest, where every system call and page fault is emulated, that was a
+/// large share of the cases' CPU time (`raw.verdict_property` reads the MIB
+/// a few hundred times).
+#[derive(Debug)]
+pub struct MibFiles {
+    files: Vec<(&'static str, bool, std::fs::File)>,
+    // One reader at a time: seq_file keeps a read position per open file.
+    buf: std::sync::Mutex<Vec<u8>>,
+}
+
+impl MibFiles {
+    /// Opens the calling thread's namespace's MIB files
+    /// (`/proc/thread-self/net/…`); `snmp6` is skipped where IPv6 is absent.
+    pub fn open_here() -> std::io::Result<MibFiles> {
+        let mut files = Vec::new();
+        for (file, paired) in MIB_FILES {
+            let path = format!("/proc/thread-self/net/{file}");
+            match std::fs::File::open(&path) {
+                Ok(f) => files.push((file, paired, f)),
+                Err(e) if file == "snmp6" && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(std::io::Error::new(e.kind(), format!("{path}: {e}"))),
+            }
+        }
+        Ok(MibFiles {
+            files,
+            buf: std::sync::Mutex::new(vec![0; 32 << 10]),
+        })
     }
-    Ok(mib)
+
+    /// Every counter, as the kernel reports it now.
+    pub fn read(&self) -> std::io::Result<Mib> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        let mut mib = Mib::default();
+        for (file, paired, f) in &self.files {
+            // The buffer stays zero-filled to its full length; `filled` is
+            // what this read put in it.
+            let mut filled = 0;
+            loop {
+                if filled == buf.len() {
+                    let grown = filled + filled.max(16 << 10);
+                    buf.resize(grown, 0);
+                }
+                match f.read_at(&mut buf[filled..], filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(std::io::Error::new(e.kind(), format!("/proc/net/{file}: {e}"))),
+                }
+            }
+            let text = std::str::from_utf8(&buf[..filled]).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/net/{file}: {e}"))
+            })?;
+            let parsed = if *paired {
+                parse_paired(text)
+            } else {
+                parse_snmp6(text)
+            };
+            mib.merge(parsed.map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/net/{file}: {e}"))
+            })?);
+        }
+        Ok(mib)
+    }
 }
 
 #[cfg(test)]
