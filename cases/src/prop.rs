@@ -3,9 +3,11 @@
 //! of turning the result into checks, notes and a replay command.
 //!
 //! * `kharness run`: the fixed default seed, the case's quick count, and the
-//!   case's regression file (`fixtures/proptest-regressions/`) replayed
+//!   case's regression files (`fixtures/proptest-regressions/`) replayed
 //!   first; a new failure is saved there.
 //! * `kharness explore`: a fresh seed per run, no replay, the failure saved.
+//! * Saved by the command, not the case process: a failure is written once
+//!   the run is classified, and only if it is a failure ([`persist_finding`]).
 //! * A failure is reported as the shrunk, minimal counterexample in words
 //!   (the case's `describe`), the first disagreement, and the command that
 //!   replays it (`kharness run CASE --seed S`).
@@ -20,21 +22,72 @@ use proptest::test_runner::{
     TestRunner,
 };
 
-/// The regression file of a property case, under `fixtures/proptest-regressions/`
-/// (or `$KHARNESS_REGRESSIONS_DIR`, which the tests use). Outside the source
-/// tree (a matrix guest) there is none: nothing is replayed or saved.
+/// The directory of the regression files: `fixtures/proptest-regressions/`
+/// of the source tree, or `$KHARNESS_REGRESSIONS_DIR` (which the tests use).
+fn regressions_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("KHARNESS_REGRESSIONS_DIR") {
+        Some(d) => Some(std::path::PathBuf::from(d)),
+        None => Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()?
+                .join("fixtures/proptest-regressions"),
+        ),
+    }
+}
+
+/// The regression files as [`preload_regressions`] read them: whether the
+/// directory existed, and each file's text by path.
+struct Preloaded {
+    dir_exists: bool,
+    files: std::collections::BTreeMap<String, String>,
+}
+
+static PRELOADED: std::sync::OnceLock<Preloaded> = std::sync::OnceLock::new();
+
+/// Reads every regression file now, for the case process to replay later.
+///
+/// A case process mounts a private tmpfs over the temp dir before its case
+/// runs, so a source tree under `/tmp` (a CI checkout, say), or a
+/// `$KHARNESS_REGRESSIONS_DIR` there, is hidden from it by then. The
+/// `__case` command calls this first; without it (unit tests) the files are
+/// read when they are needed.
+pub fn preload_regressions() {
+    let Some(dir) = regressions_dir() else { return };
+    let mut files = std::collections::BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "txt") {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    files.insert(path.display().to_string(), text);
+                }
+            }
+        }
+    }
+    let _ = PRELOADED.set(Preloaded {
+        dir_exists: dir.is_dir(),
+        files,
+    });
+}
+
+/// The regression file of a property case, under [`regressions_dir`].
+/// Outside the source tree (a matrix guest) there is none: nothing is
+/// replayed or saved.
 pub fn regressions_path(file: &str) -> Option<&'static str> {
     if file.is_empty() {
         return None;
     }
-    let dir = match std::env::var_os("KHARNESS_REGRESSIONS_DIR") {
-        Some(d) => std::path::PathBuf::from(d),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()?
-            .join("fixtures/proptest-regressions"),
-    };
-    dir.is_dir()
-        .then(|| &*Box::leak(format!("{}/{file}", dir.display()).into_boxed_str()))
+    let dir = regressions_dir()?;
+    let exists = PRELOADED.get().map_or_else(|| dir.is_dir(), |p| p.dir_exists);
+    exists.then(|| &*Box::leak(format!("{}/{file}", dir.display()).into_boxed_str()))
+}
+
+/// The text of regression file `path`: preloaded, else read now.
+fn regression_text(path: &str) -> Option<String> {
+    match PRELOADED.get() {
+        Some(p) => p.files.get(path).cloned(),
+        None => std::fs::read_to_string(path).ok(),
+    }
 }
 
 /// Test-only fault switch: with `KHARNESS_TEST_PROPERTY_FAULT=CASE_ID`,
@@ -51,19 +104,39 @@ fn injected_fault<T: Debug>(id: &str, v: &T) -> Result<(), String> {
     }
 }
 
-/// Failure persistence for `explore`: loads nothing (explore looks for new
-/// failures and leaves the known ones to `run`) and keeps the failure in
-/// memory instead of writing it. Whether it is a failure at all is only
-/// known once the run is classified (a known difference or a known issue
-/// makes it xfail, and an xfail must not be replayed by every later run):
-/// the case records it as `property.finding` and the explore command writes
-/// it with [`persist_finding`] when the outcome is a failure.
+/// Failure persistence of every property run: replays the seeds of one
+/// regression file (none under `explore`, which looks for new failures and
+/// leaves the known ones to `run`), and keeps a new failure in memory
+/// instead of writing it. Whether it is a failure at all is only known once
+/// the run is classified (a known difference or a known issue makes it
+/// xfail, and an xfail must not be replayed by every later run): the case
+/// records it as `property.finding` and the `run` and `explore` commands
+/// write it with [`persist_finding`] when the outcome is a failure. (The
+/// case process could not always write it anyway: see
+/// [`preload_regressions`].)
 #[derive(Debug, Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+struct Capture {
+    /// The regression file replayed, by path.
+    replay: Option<&'static str>,
+    /// The file name a failure is kept for (`NAME.txt` or `NAME.deep.txt`).
+    file: String,
+    /// (file, seed, shrunk value) of each failure, shared by the clones
+    /// proptest makes.
+    found: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
 
 impl FailurePersistence for Capture {
     fn load_persisted_failures2(&self, _source_file: Option<&'static str>) -> Vec<PersistedSeed> {
-        Vec::new()
+        let Some(text) = self.replay.and_then(regression_text) else {
+            return Vec::new();
+        };
+        // As FileFailurePersistence reads it: `cc SEED # shrinks to …`.
+        text.lines()
+            .filter_map(|l| {
+                let seed = l.split('#').next().unwrap_or("").trim();
+                (!seed.is_empty()).then(|| seed.parse::<PersistedSeed>().ok()).flatten()
+            })
+            .collect()
     }
     fn save_persisted_failure2(
         &mut self,
@@ -73,10 +146,10 @@ impl FailurePersistence for Capture {
     ) {
         // One line, as FileFailurePersistence writes it.
         let shrunk = format!("{shrunken:?}").replace(['\n', '\r'], " ");
-        self.0
+        self.found
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((seed.to_string(), shrunk));
+            .push((self.file.clone(), seed.to_string(), shrunk));
     }
     fn box_clone(&self) -> Box<dyn FailurePersistence> {
         Box::new(self.clone())
@@ -85,7 +158,7 @@ impl FailurePersistence for Capture {
         other
             .as_any()
             .downcast_ref::<Self>()
-            .is_some_and(|o| std::sync::Arc::ptr_eq(&o.0, &self.0))
+            .is_some_and(|o| std::sync::Arc::ptr_eq(&o.found, &self.found) && o.file == self.file)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -212,45 +285,63 @@ impl Property {
             seed[31] ^= chunk;
             TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
         };
-        let file = |p: &'static str| -> Box<dyn FailurePersistence> { Box::new(FileFailurePersistence::Direct(p)) };
+        // Failures are kept in memory (see Capture), tagged with the file
+        // whose generator drew them.
+        let found: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>> = Default::default();
+        let capture = |replay: Option<&'static str>, file: String| -> Option<Box<dyn FailurePersistence>> {
+            Some(Box::new(Capture {
+                replay,
+                file,
+                found: std::sync::Arc::clone(&found),
+            }))
+        };
+        let deep_file = self
+            .regressions
+            .strip_suffix(".txt")
+            .map(|stem| format!("{stem}.deep.txt"))
+            .unwrap_or_default();
         let result = if settings.explore {
             // In chunks of EXPLORE_CHUNK sequences, each with its own RNG
             // (the seed with the chunk number), so that the deadline can
             // stop between chunks without generating the rest, and
             // `--seed S --deep` (every chunk) still replays what ran.
-            let capture = Capture::default();
-            let save_only = || Some(Box::new(capture.clone()) as Box<dyn FailurePersistence>);
             let mut result = Ok(());
             for (k, start) in (0..cases).step_by(EXPLORE_CHUNK as usize).enumerate() {
                 if k > 0 && settings.past_deadline() {
                     break;
                 }
                 let n = EXPLORE_CHUNK.min(cases - start);
-                result = runner(n, k as u8, save_only()).run(&strategy(true), check);
+                result = runner(n, k as u8, capture(None, deep_file.clone())).run(&strategy(true), check);
                 if result.is_err() {
                     break;
                 }
             }
-            let captured = capture.0.lock().unwrap_or_else(|e| e.into_inner()).first().cloned();
-            if let (Some((seed, shrunk)), Some(stem)) = (captured, self.regressions.strip_suffix(".txt")) {
-                ctx.observe_volatile(
-                    "property.finding",
-                    serde_json::json!({"file": format!("{stem}.deep.txt"), "seed": seed, "shrunk": shrunk}),
-                );
-            }
             result
         } else {
             // What explore found, replayed with the deep generator (no new
-            // sequences: cases 0), then the quick run.
-            let replayed = match deep.filter(|p| std::path::Path::new(p).is_file()) {
-                Some(p) => runner(0, 0, Some(file(p))).run(&strategy(true), check),
+            // sequences: cases 0), then the quick run after the quick
+            // file's seeds.
+            let replayed = match deep.filter(|p| regression_text(p).is_some()) {
+                Some(p) => runner(0, 0, capture(Some(p), deep_file.clone())).run(&strategy(true), check),
                 None => Ok(()),
             };
             match replayed {
-                Ok(()) => runner(cases, 0, regressions_path(self.regressions).map(file)).run(&strategy(false), check),
+                Ok(()) => runner(
+                    cases,
+                    0,
+                    capture(regressions_path(self.regressions), self.regressions.to_string()),
+                )
+                .run(&strategy(false), check),
                 failure => failure,
             }
         };
+        let first = found.lock().unwrap_or_else(|e| e.into_inner()).first().cloned();
+        if let Some((file, seed, shrunk)) = first.filter(|(file, _, _)| !file.is_empty()) {
+            ctx.observe_volatile(
+                "property.finding",
+                serde_json::json!({"file": file, "seed": seed, "shrunk": shrunk}),
+            );
+        }
         Found {
             sequences: sequences.get(),
             result,
@@ -310,15 +401,15 @@ impl Property {
                 }
                 ctx.note(format!("first disagreement: {reason}"));
                 ctx.note(format!("replay: {}", self.replay_command(ctx)));
-                if ctx.property.explore {
-                    if let Some(p) = self.deep_regressions() {
-                        ctx.note(format!(
-                            "kept for {p} if the run is a failure (not a known difference): every `kharness run` \
-                             replays that file first"
-                        ));
-                    }
-                } else if let Some(p) = regressions_path(self.regressions) {
-                    ctx.note(format!("saved in {p}: every `kharness run` replays it first"));
+                let kept = ctx
+                    .observed("property.finding")
+                    .and_then(|f| f.get("file").and_then(|v| v.as_str()).map(str::to_string))
+                    .and_then(|file| regressions_path(&file));
+                if let Some(p) = kept {
+                    ctx.note(format!(
+                        "kept for {p} if the run is a failure (not a known difference): every `kharness run` \
+                         replays that file first"
+                    ));
                 }
                 if let Err(e) = replay(ctx, &minimal) {
                     ctx.note(format!("replay of the minimal counterexample: {e}"));

@@ -219,17 +219,14 @@ impl MibFiles {
                     Err(e) => return Err(std::io::Error::new(e.kind(), format!("/proc/net/{file}: {e}"))),
                 }
             }
-            let text = std::str::from_utf8(&buf[..filled]).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/net/{file}: {e}"))
-            })?;
-            let parsed = if *paired {
-                parse_paired(text)
-            } else {
-                parse_snmp6(text)
-            };
-            mib.merge(parsed.map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/net/{file}: {e}"))
-            })?);
+            let text = std::str::from_utf8(&buf[..filled])
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/net/{file}: {e}")))?;
+            let parsed = if *paired { parse_paired(text) } else { parse_snmp6(text) };
+            mib.merge(
+                parsed.map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/net/{file}: {e}"))
+                })?,
+            );
         }
         Ok(mib)
     }

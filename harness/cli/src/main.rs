@@ -397,6 +397,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 known_issues,
             };
             let summary = runner::run(kernel, instances, &opts, &mut |ev: &Event| {
+                // A property failure (not an xfail: a known difference is
+                // no new finding) goes to its case's regression file,
+                // replayed by every later run.
+                if let Event::CaseFinished(report) = ev {
+                    if report.outcome == kharness::case::Outcome::Fail {
+                        if let Err(e) = kharness_cases::prop::persist_finding(report) {
+                            eprintln!("kharness run: {e}");
+                        }
+                    }
+                }
                 if progress {
                     if let Event::CaseStarted { case } = ev {
                         eprintln!("… {case}");
@@ -481,6 +491,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                         .ok_or_else(|| CliError::Usage(format!("case `{id}` has no variant `{v}`")))?,
                 ),
             };
+            // Before the case process hides the temp dir (its private
+            // tmpfs), where the source tree may be.
+            kharness_cases::prop::preload_regressions();
             enter_privileged()?;
             let report = runner::run_in_process(def, variant, property);
             println!("{}", serde_json::to_string(&report).expect("report serialises"));

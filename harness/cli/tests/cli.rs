@@ -193,7 +193,10 @@ fn json_tap_and_junit_reports() {
 /// later `kharness run`, which then fails with the same counterexample.
 #[test]
 fn explore_finds_saves_and_run_replays() {
-    let tmp = shared_dir("explore");
+    // Under the temp dir, which case processes hide behind their private
+    // tmpfs (as they hide a checkout under /tmp): they read the regression
+    // files before that, and the commands write them.
+    let tmp = tmpdir("explore");
     let dir = tmp.path();
     let run = |args: &[&str], fault: bool| {
         let mut c = Command::new(BIN);
@@ -280,6 +283,12 @@ fn explore_finds_saves_and_run_replays() {
         !dir.join("unix_oob_property.deep.txt").exists(),
         "an xfail was saved for replay:\n{out}"
     );
+    // `run` saves a failure of the quick generator to the quick file.
+    std::fs::remove_file(dir.join("unix_fd_property.deep.txt")).unwrap();
+    let (code, out) = run(&["run", "unix.fd_property"], true);
+    assert_eq!(code, 1, "{out}");
+    assert!(dir.join("unix_fd_property.txt").is_file(), "{out}");
+    assert!(!dir.join("unix_fd_property.deep.txt").exists(), "{out}");
 }
 
 #[test]
