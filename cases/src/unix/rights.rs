@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use kharness::sys::{self, kcmp_file, recvmsg_scm};
+use kharness::sys::{self, kcmp_file, kcmp_file_in, recvmsg_scm};
 use kharness::{CaseDef, CaseError, Ctx, Expect};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::socket::{self, ControlMessage, MsgFlags, SockType};
@@ -162,6 +162,7 @@ fn run_scm_rights(ctx: &mut Ctx) -> Result<(), CaseError> {
         }
 
         let (a, b) = pair(ty)?;
+        let me = std::process::id();
         let mut delivered = 0u64;
         let mut exact_rounds = 0u64;
         let mut ctrunc_rounds = 0u64;
@@ -188,7 +189,7 @@ fn run_scm_rights(ctx: &mut Ctx) -> Result<(), CaseError> {
             for (i, fd) in got.fds.iter().enumerate() {
                 let Some(&k) = order.get(i) else { break };
                 let same = if kcmp_ok {
-                    kcmp_file(fd.as_fd(), pool[k].as_fd())? == 0
+                    kcmp_file_in(me, fd.as_fd(), pool[k].as_fd())? == 0
                 } else {
                     false
                 };

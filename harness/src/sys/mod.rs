@@ -163,7 +163,14 @@ pub const KCMP_FILE: libc::c_int = 0;
 /// different ones, 3 when they cannot be ordered. `ENOSYS` without
 /// `CONFIG_KCMP`.
 pub fn kcmp_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<i32> {
-    let pid = std::process::id() as libc::pid_t;
+    kcmp_file_in(std::process::id(), a, b)
+}
+
+/// [`kcmp_file`] for descriptors of process `pid`, which the caller looked
+/// up once: a loop comparing thousands of descriptors then makes one system
+/// call each, not two (`getpid` is not cached by the C library).
+pub fn kcmp_file_in(pid: u32, a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<i32> {
+    let pid = pid as libc::pid_t;
     // SAFETY: kcmp takes only integers (two pids, a type, two fds) and reads
     // no memory of ours; both fds are live for the borrows' lifetimes.
     let rc = unsafe {
