@@ -20,9 +20,10 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
-use futures_util::future::Either;
 use futures_util::stream::{Stream, StreamExt, TryStreamExt};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -39,6 +40,8 @@ pub struct Rtnl {
     // registered with.
     handle: rtnetlink::Handle,
     connection: Mutex<Connection>,
+    pass: Arc<PassWaker>,
+    pass_waker: Waker,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -80,9 +83,12 @@ impl Rtnl {
             let (connection, handle, _multicast) = rtnetlink::from_socket(socket);
             (connection, handle)
         };
+        let pass = Arc::new(PassWaker::default());
         Ok(Rtnl {
             handle,
             connection: Mutex::new(connection),
+            pass_waker: Waker::from(Arc::clone(&pass)),
+            pass,
             runtime,
         })
     }
@@ -105,15 +111,72 @@ impl Rtnl {
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
         self.runtime.block_on(async {
-            let f = std::pin::pin!(f);
-            let connection = std::future::poll_fn(|cx| poll_connection(&mut connection, cx));
-            match futures_util::future::select(f, std::pin::pin!(connection)).await {
-                Either::Left((out, _)) => out,
-                // The connection only ends when its socket fails; the
-                // request then ends with the closed channel's error.
-                Either::Right(((), f)) => f.await,
-            }
+            let mut f = std::pin::pin!(f);
+            let mut connection_ended = false;
+            std::future::poll_fn(|cx| {
+                // The request and the connection wake each other within one
+                // pass (the request queues its message, the connection hands
+                // the answer over, which a netlink socket has ready as soon
+                // as `sendto` returns). Those wakes only mark the pass to be
+                // run again here; through tokio's waker each would write the
+                // runtime's eventfd and cost an `epoll_wait` to read it back
+                // (measured: 6 system calls per request instead of 3). A wake
+                // after the pass (the socket becoming readable, seen by the
+                // runtime's I/O driver) goes to tokio's waker as usual.
+                let local = &self.pass;
+                {
+                    let mut outer = local.outer.lock().unwrap_or_else(|p| p.into_inner());
+                    if !outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *outer = Some(cx.waker().clone());
+                    }
+                }
+                let mut pass = Context::from_waker(&self.pass_waker);
+                loop {
+                    local.in_pass.store(true, Ordering::SeqCst);
+                    if let Poll::Ready(out) = f.as_mut().poll(&mut pass) {
+                        local.in_pass.store(false, Ordering::SeqCst);
+                        return Poll::Ready(out);
+                    }
+                    // The connection only ends when its socket fails; the
+                    // request then ends with the closed channel's error.
+                    if !connection_ended && poll_connection(&mut connection, &mut pass).is_ready() {
+                        connection_ended = true;
+                        local.woken.store(true, Ordering::SeqCst);
+                    }
+                    local.in_pass.store(false, Ordering::SeqCst);
+                    if !local.woken.swap(false, Ordering::SeqCst) {
+                        return Poll::Pending;
+                    }
+                }
+            })
+            .await
         })
+    }
+}
+
+/// The waker of the passes of [`Rtnl::block_on`], one per handle (the
+/// channels and the socket keep the last waker they were polled with, so a
+/// request of the next `block_on` wakes this one too): during a pass a wake
+/// only asks for another pass; outside one, it is passed on to the waker of
+/// the runtime's current `block_on`.
+#[derive(Default)]
+struct PassWaker {
+    in_pass: AtomicBool,
+    woken: AtomicBool,
+    outer: Mutex<Option<Waker>>,
+}
+
+impl Wake for PassWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.in_pass.load(Ordering::SeqCst) {
+            self.woken.store(true, Ordering::SeqCst);
+        } else if let Some(w) = self.outer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            w.wake_by_ref();
+        }
     }
 }
 
