@@ -120,7 +120,8 @@ impl Rtnl {
                 // as `sendto` returns). Those wakes only mark the pass to be
                 // run again here; through tokio's waker each would write the
                 // runtime's eventfd and cost an `epoll_wait` to read it back
-                // (measured: 6 system calls per request instead of 3). A wake
+                // (measured on neigh.state_machine's 2033 requests: 4067
+                // `epoll_wait`s before, 2034 after). A wake
                 // after the pass (the socket becoming readable, seen by the
                 // runtime's I/O driver) goes to tokio's waker as usual.
                 let local = &self.pass;
