@@ -204,8 +204,8 @@ impl MibFiles {
         let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
         let mut mib = Mib::default();
         for (file, paired, f) in &self.files {
-            // The buffer stays zero-filled to its full length; `filled` is
-            // what this read put in it.
+            // The buffer keeps its full, initialised length from read to
+            // read; `filled` is what this read has put in it.
             let mut filled = 0;
             loop {
                 if filled == buf.len() {
