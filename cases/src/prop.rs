@@ -79,7 +79,8 @@ pub fn regressions_path(file: &str) -> Option<&'static str> {
     }
     let dir = regressions_dir()?;
     let exists = PRELOADED.get().map_or_else(|| dir.is_dir(), |p| p.dir_exists);
-    exists.then(|| &*Box::leak(format!("{}/{file}", dir.display()).into_boxed_str()))
+    // The same spelling as preload_regressions' keys (`Path::join`).
+    exists.then(|| &*Box::leak(dir.join(file).display().to_string().into_boxed_str()))
 }
 
 /// The text of regression file `path`: preloaded, else read now.
