@@ -204,6 +204,35 @@ impl Attempt {
 }
 
 impl CaseReport {
+    /// The failure the harness reports for a case instance that gave no
+    /// report of its own (its process could not start, ended without a
+    /// result or ran out of time, or its kernel died under it): no
+    /// observations and no checks, only the reason.
+    pub fn harness_failure(
+        case: String,
+        variant: Option<String>,
+        reason: String,
+        kernel: String,
+        duration_ms: u64,
+    ) -> CaseReport {
+        CaseReport {
+            case,
+            variant,
+            outcome: Outcome::Fail,
+            reason: Some(reason),
+            duration_ms,
+            cpu_ms: None,
+            kernel,
+            observations: Default::default(),
+            mismatches: vec![],
+            checks: 0,
+            notes: vec![],
+            repetition: 1,
+            volatile: vec![],
+            attempts: vec![],
+        }
+    }
+
     /// Failed at first and then did not: retried (`--retries`) and the last
     /// attempt passed (or skipped, or xfailed).
     pub fn is_flaky(&self) -> bool {

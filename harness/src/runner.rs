@@ -226,22 +226,13 @@ fn run_child(inst: &Instance, opts: &RunOptions) -> CaseReport {
                 .collect();
             reason.push_str(&format!("; stderr: {t}"));
         }
-        CaseReport {
-            case: inst.name.clone(),
-            variant: inst.variant.map(str::to_string),
-            outcome: Outcome::Fail,
-            reason: Some(reason),
-            duration_ms: start.elapsed().as_millis() as u64,
-            cpu_ms: None,
-            kernel: String::new(),
-            observations: Default::default(),
-            mismatches: vec![],
-            checks: 0,
-            notes: vec![],
-            repetition: 1,
-            volatile: vec![],
-            attempts: vec![],
-        }
+        CaseReport::harness_failure(
+            inst.name.clone(),
+            inst.variant.map(str::to_string),
+            reason,
+            String::new(),
+            start.elapsed().as_millis() as u64,
+        )
     };
     let mut child = match cmd.spawn() {
         Ok(c) => c,

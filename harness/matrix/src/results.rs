@@ -301,22 +301,13 @@ impl Recorder {
             problem = format!("{problem}; guest said: {}", self.errors.join("; "));
         }
         for case in self.running.drain(..) {
-            let report = CaseReport {
-                case: case.clone(),
-                variant: None,
-                outcome: Outcome::Fail,
-                reason: Some(format!("the kernel {} during this case: {why}", status.label())),
-                duration_ms: 0,
-                cpu_ms: None,
-                kernel: run.release.clone().unwrap_or_default(),
-                observations: Default::default(),
-                mismatches: vec![],
-                checks: 0,
-                notes: vec![],
-                repetition: 1,
-                volatile: vec![],
-                attempts: vec![],
-            };
+            let report = CaseReport::harness_failure(
+                case.clone(),
+                None,
+                format!("the kernel {} during this case: {why}", status.label()),
+                run.release.clone().unwrap_or_default(),
+                0,
+            );
             let tcp_info_len = run.kernel.as_ref().map(|k| k.tcp_info_len).unwrap_or(0);
             run.results.push(MatrixResult { report, tcp_info_len });
         }
