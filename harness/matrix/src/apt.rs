@@ -530,19 +530,9 @@ impl AptStore {
     }
 
     fn apt_cache(&self, args: &[&str]) -> Result<Vec<u8>, AptError> {
-        let out = kharness::sys::die_with_parent(Command::new("apt-cache").args(self.opts()).args(args))
-            .output()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => AptError::NoApt,
-                _ => AptError::Io(e),
-            })?;
-        if !out.status.success() {
-            return Err(AptError::Command {
-                command: format!("apt-cache {}", args.join(" ")),
-                message: tail(&out.stderr),
-            });
-        }
-        Ok(out.stdout)
+        let mut cmd = Command::new("apt-cache");
+        cmd.args(self.opts()).args(args);
+        run_apt(&mut cmd, format!("apt-cache {}", args.join(" ")))
     }
 
     /// `apt-get download name=version` into `dest`; returns the .deb path.
@@ -550,19 +540,7 @@ impl AptStore {
         let pin = format!("{name}={version}");
         let mut cmd = Command::new("apt-get");
         cmd.args(self.opts()).args(["download", &pin]).current_dir(dest);
-        // A killed matrix run must not leave a download going.
-        let out = kharness::sys::die_with_parent(&mut cmd)
-            .output()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => AptError::NoApt,
-                _ => AptError::Io(e),
-            })?;
-        if !out.status.success() {
-            return Err(AptError::Command {
-                command: format!("apt-get download {pin}"),
-                message: tail(&out.stderr),
-            });
-        }
+        run_apt(&mut cmd, format!("apt-get download {pin}"))?;
         let deb = std::fs::read_dir(dest)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
@@ -577,6 +555,25 @@ impl AptStore {
             message: "no .deb was written".into(),
         })
     }
+}
+
+/// Runs an apt command (dying with the matrix run: a killed run must not
+/// leave a download going) and returns its standard output; a missing apt
+/// or a failed command is an [`AptError`] naming `command`.
+fn run_apt(cmd: &mut Command, command: String) -> Result<Vec<u8>, AptError> {
+    let out = kharness::sys::die_with_parent(cmd)
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AptError::NoApt,
+            _ => AptError::Io(e),
+        })?;
+    if !out.status.success() {
+        return Err(AptError::Command {
+            command,
+            message: tail(&out.stderr),
+        });
+    }
+    Ok(out.stdout)
 }
 
 #[cfg(test)]
